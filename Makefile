@@ -1,0 +1,77 @@
+# XiaoKe — one entry point for users, the ML team, SREs and CI.
+# `make run` runs the whole product; `make test` runs the tests. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export XIAOKE_DATA_DIR ?= $(CURDIR)/var
+DATASETS ?= $(CURDIR)/../shared/datasets
+STAMP := $(VENV)/.installed
+# Never pull a CUDA torch: torch==2.13.0 is the CPU build (pinned in pyproject.toml).
+PIP_EXTRAS ?= api,serving,training,export,dev
+
+.PHONY: help setup services lint test test-unit test-integration e2e models run serve bench bench-quality \
+        bench-serving bench-api bench-load test-faults validate-deploy frontend clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(PIP_EXTRAS)]"
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install every extra (CPU torch only)
+
+services: ## make sure MariaDB and Redis (used by integration tests) are running
+	bash scripts/services.sh
+
+lint: setup ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test-unit: setup
+	$(PY) -m pytest tests/unit -q
+
+test-integration: setup services
+	$(PY) -m pytest tests/integration -q
+
+test: setup services lint ## lint + unit + integration (+ browser e2e when chromium is present)
+	$(PY) -m pytest tests -q -m "not perf and not faults and not gpu" $(PYTEST_ARGS)
+
+models: setup ## build the default model bundles (no-op when nothing changed)
+	$(PY) -m training.build_models --store $(XIAOKE_DATA_DIR)/models
+
+frontend: ## build the widget and the console (npm ci + vite build)
+	bash scripts/build_frontend.sh
+
+run: setup models frontend ## run API + inference server + widget on 127.0.0.1:8000
+	bash scripts/run.sh
+
+serve: setup models ## run only the inference server (Ray Serve CPU profile) on 127.0.0.1:8001
+	bash scripts/serve.sh cpu
+
+e2e: setup services models frontend ## browser tests against the real running stack
+	bash scripts/ensure_chromium.sh
+	$(PY) -m pytest tests/e2e -q -m e2e
+
+bench: bench-quality bench-serving bench-api ## every benchmark
+
+bench-quality: setup ## model quality on ../shared/datasets (writes benchmarks/results/quality.json)
+	$(PY) -m training.benchmarks all --datasets $(DATASETS) --out benchmarks/results/quality.json
+
+bench-serving: setup models ## serving throughput/latency (writes benchmarks/results/serving.json)
+	$(PY) -m benchmarks.serving --out benchmarks/results/serving.json
+
+bench-api: setup services models ## whole-stack turns/s (writes benchmarks/results/api.json)
+	$(PY) -m benchmarks.api --out benchmarks/results/api.json
+
+validate-deploy: setup ## hadolint, compose schema, kustomize + k8s schemas, RayService CRD schema
+	$(PY) scripts/validate_deploy.py
+
+clean:
+	rm -rf $(VENV) var frontend/dist frontend/node_modules
