@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from bundle.manifest import BundleKind, Manifest, Variant
+from bundle.store import BundleError, ModelStore, read_manifest, verify_bundle, write_manifest
+
+
+def _make_bundle(d: Path, version: str = "v1") -> Manifest:
+    d.mkdir(parents=True)
+    (d / "model.onnx").write_bytes(b"\x08\x01fake-onnx")
+    (d / "tokenizer.json").write_text('{"x": 1}', encoding="utf-8")
+    m = Manifest(
+        kind=BundleKind.INTENT,
+        version=version,
+        source_checkpoint="ckpt",
+        labels=["greeting", "goodbye"],
+        variants={Variant.FP32: "model.onnx"},
+    )
+    return write_manifest(d, m)
+
+
+def test_write_then_verify_roundtrip(tmp_path: Path) -> None:
+    m = _make_bundle(tmp_path / "b")
+    assert set(m.files) == {"model.onnx", "tokenizer.json"}
+    assert verify_bundle(tmp_path / "b").version == "v1"
+    assert read_manifest(tmp_path / "b").labels == ["greeting", "goodbye"]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        (lambda d: (d / "model.onnx").write_bytes(b"\x08\x01fake-onnY"), "BUNDLE_TAMPERED"),
+        (lambda d: (d / "extra.bin").write_bytes(b"x"), "BUNDLE_TAMPERED"),
+        (lambda d: (d / "tokenizer.json").unlink(), "BUNDLE_INCOMPLETE"),
+        (lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"), "BUNDLE_MANIFEST_INVALID"),
+        (lambda d: (d / "manifest.json").unlink(), "BUNDLE_NOT_FOUND"),
+    ],
+)
+def test_verify_refuses_tampered(tmp_path: Path, tamper, code: str) -> None:
+    _make_bundle(tmp_path / "b")
+    tamper(tmp_path / "b")
+    with pytest.raises(BundleError) as exc:
+        verify_bundle(tmp_path / "b")
+    assert exc.value.code == code
+
+
+def test_store_publish_live_and_rollback(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "store")
+    _make_bundle(tmp_path / "b1", "v1")
+    _make_bundle(tmp_path / "b2", "v2")
+    store.publish(tmp_path / "b1")
+    assert store.live_version(BundleKind.INTENT) == "v1"
+    store.publish(tmp_path / "b2")
+    assert store.versions(BundleKind.INTENT) == ["v1", "v2"]
+    assert store.resolve(BundleKind.INTENT).name == "v2"
+    store.set_live(BundleKind.INTENT, "v1")
+    assert store.resolve(BundleKind.INTENT, "live").name == "v1"
+    with pytest.raises(BundleError) as exc:
+        store.publish(tmp_path / "b1")
+    assert exc.value.code == "BUNDLE_EXISTS"
+
+
+def test_store_refuses_tampered_source_and_bad_versions(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "store")
+    _make_bundle(tmp_path / "b", "v1")
+    (tmp_path / "b" / "model.onnx").write_bytes(b"evil")
+    with pytest.raises(BundleError):
+        store.publish(tmp_path / "b")
+    assert store.versions(BundleKind.INTENT) == []
+    with pytest.raises(BundleError) as exc:
+        store.resolve(BundleKind.INTENT, "../../etc")
+    assert exc.value.code == "BUNDLE_VERSION_INVALID"
+    with pytest.raises(BundleError) as exc:
+        store.resolve(BundleKind.EMBEDDER)
+    assert exc.value.code == "BUNDLE_NOT_FOUND"
