@@ -1,0 +1,20 @@
+"""Input bounds of the admin console, in one place (the OpenAPI schema and the importer share them)."""
+
+from __future__ import annotations
+
+from bundle.contracts import MAX_TEXT_CHARS
+
+QUESTION_MAX_CHARS = 200  # standard and similar questions (serving indexes up to MAX_TEXT_CHARS)
+ANSWER_MAX_CHARS = 5000
+CATEGORY_MAX_CHARS = 64
+INTENT_MAX_CHARS = 64
+SIMILAR_MAX = 100  # similar questions per FAQ (the wire contract allows 200)
+PAGE_SIZE_MAX = 100
+SEARCH_MAX_CHARS = 100
+TEMPLATE_VARIANTS_MAX = 20
+TEMPLATE_VARIANT_MAX_CHARS = 1000
+XLSX_MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024  # zip-bomb guard for .xlsx uploads
+ANALYTICS_MAX_DAYS = 366
+UNANSWERED_MAX_DAYS = 90
+
+assert QUESTION_MAX_CHARS <= MAX_TEXT_CHARS

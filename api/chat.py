@@ -1,0 +1,232 @@
+"""One visitor turn end to end: validate → rate limit → session (locked) → dialog → journal → push."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from api.db.models import Message
+from api.dialog.manager import Reply
+from api.dialog.state import Phase, ReplyType
+from api.errors import AppError, DependencyUnavailable, ErrorCode, RateLimited
+from api.handoff import HandoffService, message_record
+from api.pii import mask_pii
+from api.ratelimit import Bucket
+from api.services import Services
+from api.sessions import Session, Turn, load_authorized, new_session
+
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+
+
+def clean_message(message: str, max_chars: int) -> str:
+    """Trim and bound a visitor message: 1..max_chars characters after trimming, no control characters."""
+    text = message.translate(_CONTROL).strip()
+    if not text:
+        raise AppError(ErrorCode.MESSAGE_EMPTY)
+    if len(text) > max_chars:
+        raise AppError(ErrorCode.MESSAGE_TOO_LONG)
+    return text
+
+
+@dataclass
+class ChatOutcome:
+    session_id: str
+    session_token: str | None
+    message_id: str
+    reply: Reply
+    intent: str | None
+    confidence: float
+    handoff_status: str = "none"
+
+
+class ChatService:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.handoff = HandoffService(services)
+        st = services.settings
+        self.ip_bucket = Bucket(st.rate_ip_per_min / 60.0, st.rate_ip_burst)
+        self.session_bucket = Bucket(st.rate_session_per_min / 60.0, st.rate_session_burst)
+
+    async def _limit(self, scope: str, key: str, bucket: Bucket) -> None:
+        decision = await self.s.limiter.hit(f"{scope}:{key}", bucket)
+        if not decision.allowed:
+            self.s.metrics.rate_limited.labels(scope).inc()
+            raise RateLimited(decision.retry_after_s)
+
+    async def turn(
+        self, *, message: str, session_id: str | None, token: str | None, user_id: str | None, client_ip: str
+    ) -> ChatOutcome:
+        if self.s.chat_inflight >= self.s.settings.chat_max_inflight:
+            raise AppError(ErrorCode.OVERLOADED, headers={"Retry-After": "1"})
+        self.s.chat_inflight += 1
+        try:
+            return await self._turn(message, session_id, token, user_id, client_ip)
+        finally:
+            self.s.chat_inflight -= 1
+
+    async def _turn(
+        self, message: str, session_id: str | None, token: str | None, user_id: str | None, client_ip: str
+    ) -> ChatOutcome:
+        started = time.perf_counter()
+        text = clean_message(message, self.s.settings.message_max_chars)
+        await self._limit("ip", client_ip, self.ip_bucket)
+        store = self.s.sessions
+        new_token: str | None = None
+        if session_id:
+            await load_authorized(store, session_id, token)
+            await self._limit("session", session_id, self.session_bucket)
+        else:
+            session, new_token = new_session(user_id=(user_id or None))
+            await store.create(session)
+            session_id = session.id
+
+        masked = mask_pii(text)
+        keep = self.s.settings.session_history_turns
+        async with store.lock(session_id):
+            session = await load_authorized(store, session_id, new_token or token)
+            user_turn = Turn(role="user", text=masked)
+            if session.handoff.status != "none":
+                # A human has the conversation: store and forward, the bot stays silent.
+                user_turn.reply_type = ReplyType.AGENT_PENDING.value
+                await self.s.journal.append([message_record(session, user_turn)])
+                session.add_turn(user_turn, keep)
+                await store.save(session)
+                await self.handoff.visitor_message(session, user_turn)
+                self.s.metrics.chat_replies.labels(ReplyType.AGENT_PENDING.value).inc()
+                pending = Reply(ReplyType.AGENT_PENDING, "")
+                return ChatOutcome(
+                    session.id, new_token, user_turn.id, pending, None, 0.0, session.handoff.status
+                )
+
+            result = await self.s.dialog.handle(session.dialog, masked)
+            reply = result.reply
+            session.dialog = result.state
+            opened_ticket = False
+            if result.handoff_requested:
+                try:
+                    await self.handoff.open_ticket(
+                        session, result.handoff_reason or "requested", last_message=masked
+                    )
+                    opened_ticket = True
+                except DependencyUnavailable:
+                    reply = Reply(ReplyType.DEGRADED, self.s.templates.text("dialog:degraded"))
+                    session.dialog.phase = Phase.IDLE
+
+            user_turn.intent = result.intent
+            bot_turn = Turn(
+                role="bot",
+                text=reply.text,
+                intent=result.intent,
+                reply_type=reply.type.value,
+                faq_id=reply.faq_id,
+                suggestions=reply.suggestions,
+            )
+            latency_ms = round((time.perf_counter() - started) * 1000, 2)
+            records = [
+                message_record(session, user_turn, confidence=result.confidence),
+                message_record(
+                    session,
+                    bot_turn,
+                    confidence=result.confidence,
+                    candidates=_candidates(result.nlu),
+                    latency_ms=latency_ms,
+                ),
+            ]
+            await self.s.journal.append(records)  # accepted from here on: the writer will land it
+            session.add_turn(user_turn, keep)
+            session.add_turn(bot_turn, keep)
+            await store.save(session)
+
+        if opened_ticket:
+            await self.handoff.announce_ticket(session)
+        self.s.metrics.chat_replies.labels(reply.type.value).inc()
+        return ChatOutcome(
+            session.id,
+            new_token,
+            bot_turn.id,
+            reply,
+            result.intent,
+            result.confidence,
+            session.handoff.status,
+        )
+
+    async def request_handoff(self, session_id: str, token: str | None) -> tuple[str, str]:
+        store = self.s.sessions
+        async with store.lock(session_id):
+            session = await load_authorized(store, session_id, token)
+            already = session.handoff.status != "none"
+            ticket_id = await self.handoff.open_ticket(session, "button")
+            await store.save(session)
+        if not already:
+            await self.handoff.announce_ticket(session)
+        return session.handoff.status, ticket_id
+
+    async def feedback(
+        self,
+        *,
+        message_id: str,
+        rating: str | int,
+        comment: str | None,
+        session_id: str | None,
+        token: str | None,
+    ) -> None:
+        """Thumbs or 1-5 on one bot message, checked against the visitor's session token."""
+        if isinstance(rating, int) and not 1 <= rating <= 5:
+            raise AppError(ErrorCode.VALIDATION_ERROR)
+        if session_id is None:
+            session_id = await self._message_owner(message_id)
+            if session_id is None:
+                raise AppError(ErrorCode.NOT_FOUND)
+        session = await load_authorized(self.s.sessions, session_id, token)
+        # Messages still in the session window are checked there; older ones in the database.
+        if not any(t.id == message_id for t in session.turns):
+            if await self._message_owner(message_id) != session.id:
+                raise AppError(ErrorCode.NOT_FOUND)
+        await self.s.journal.append(
+            [
+                {
+                    "kind": "feedback",
+                    "id": "f_" + secrets.token_hex(12),
+                    "session_id": session.id,
+                    "message_id": message_id,
+                    "rating": str(rating),
+                    "comment": mask_pii(comment) if comment else None,
+                    "created_at": datetime.now(UTC).isoformat(),
+                }
+            ]
+        )
+
+    async def _message_owner(self, message_id: str) -> str | None:
+        def query() -> str | None:
+            with self.s.session_factory() as db:
+                return db.scalar(select(Message.session_id).where(Message.id == message_id))
+
+        try:
+            return await asyncio.to_thread(query)
+        except Exception as exc:
+            raise DependencyUnavailable(detail="message lookup") from exc
+
+    async def rate_session(self, session: Session, rating: int, comment: str | None) -> None:
+        await self.s.journal.append(
+            [
+                {
+                    "kind": "rating",
+                    "id": "r_" + secrets.token_hex(12),
+                    "session_id": session.id,
+                    "rating": rating,
+                    "comment": mask_pii(comment) if comment else None,
+                }
+            ]
+        )
+
+
+def _candidates(nlu: Any) -> list[dict[str, Any]] | None:
+    if nlu is None:
+        return None
+    return [c.model_dump() for c in nlu.result.candidates[:5]]

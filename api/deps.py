@@ -1,0 +1,100 @@
+"""Named FastAPI dependencies. Routes declare these; tests swap them with ``app.dependency_overrides``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth import TokenClaims
+from api.db.models import AdminUser
+from api.errors import DependencyUnavailable, Forbidden, Unauthorized
+from api.inference import InferenceClient
+from api.services import Services
+from api.sessions import SessionStore
+from api.settings import Settings
+
+
+def get_services(request: Request) -> Services:
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise DependencyUnavailable(detail="services not started")
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+def get_session_store(services: ServicesDep) -> SessionStore:
+    return services.sessions
+
+
+def get_inference_client(services: ServicesDep) -> InferenceClient:
+    return services.inference
+
+
+def get_db(services: ServicesDep) -> Iterator[Session]:
+    with services.session_factory() as db:
+        yield db
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionStoreDep = Annotated[SessionStore, Depends(get_session_store)]
+InferenceClientDep = Annotated[InferenceClient, Depends(get_inference_client)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientIp = Annotated[str, Depends(client_ip)]
+
+
+def session_token(
+    x_session_token: Annotated[str | None, Header(alias="X-Session-Token")] = None,
+) -> str | None:
+    return x_session_token
+
+
+SessionToken = Annotated[str | None, Depends(session_token)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized()
+    return token.strip()
+
+
+def current_principal(request: Request, services: ServicesDep, db: DbDep) -> AdminUser:
+    claims: TokenClaims = services.signer.verify(_bearer(request))
+    user = db.scalars(select(AdminUser).where(AdminUser.id == claims.user_id)).first()
+    if user is None or not user.active or user.username != claims.username:
+        raise Unauthorized()
+    request.state.actor = user.username
+    return user
+
+
+def current_agent(user: Annotated[AdminUser, Depends(current_principal)]) -> AdminUser:
+    if user.role not in ("agent", "admin"):
+        raise Forbidden()
+    return user
+
+
+def current_admin(user: Annotated[AdminUser, Depends(current_principal)]) -> AdminUser:
+    if user.role != "admin":
+        raise Forbidden()
+    return user
+
+
+CurrentAgent = Annotated[AdminUser, Depends(current_agent)]
+CurrentAdmin = Annotated[AdminUser, Depends(current_admin)]

@@ -1,0 +1,1 @@
+"""Dialog manager: explicit state machine over NLU results, templates and order lookup."""

@@ -1,0 +1,386 @@
+"""The dialog manager: an explicit state machine over (phase, NLU result, text).
+
+Phases (see ``api.dialog.state.Phase``):
+
+* IDLE -- normal question answering. Per turn, in order: explicit 转人工 → handoff; complaint (or strong
+  negative sentiment without an answer) → offer a human; small talk intents → templates; task intents
+  (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer → ``answer``, middle band →
+  ``suggest`` (up to 3 "您是不是想问"), low → short follow-ups re-queried with the previous question, then
+  ``fallback`` for out-of-scope or ``clarify`` (the second consecutive miss offers a human).
+* AWAIT_ORDER_ID -- a task intent is waiting for a 13-digit order number; the slot survives turns until
+  filled, abandoned for another confident intent, or a human is requested.
+* HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off.
+* AGENT -- a human agent has the conversation: the bot stays silent (``agent_pending``).
+* ENDED -- after goodbye; the next message starts fresh.
+
+Thresholds come from the NLU response: the per-intent calibrated threshold and the retrieval bands.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from api.dialog.orders import (
+    OrderInfo,
+    OrderLookup,
+    OrderLookupError,
+    extract_order_id,
+    looks_like_order_attempt,
+)
+from api.dialog.state import DialogState, Phase, ReplyType
+from api.inference import InferenceUnavailable, NluOutcome
+from api.templates import TemplateBook
+from bundle.contracts import Candidate, LabelScore
+from bundle.normalize import normalize
+
+SMALL_TALK = frozenset({"greeting", "thanks", "goodbye", "chitchat"})
+TASK_INTENTS = {"order_status": "dialog:order_id_prompt", "refund_return": "dialog:refund_order_prompt"}
+HUMAN_INTENT = "human_agent"
+COMPLAINT_INTENT = "complaint"
+OUT_OF_SCOPE_INTENT = "other"
+HANDOFF_QUICK_REPLY = "转人工"
+
+_EXPLICIT_HUMAN = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|接人工|真人|活人|人工坐席|转接客服")
+_AFFIRM = re.compile(
+    r"^(好|好的|好吧|行|可以|是|是的|要|需要|嗯|嗯嗯|ok|okay|yes|转吧|转|麻烦了)[啊呀吧的哈呢!！。.,，~]*$"
+)
+_CANCEL = re.compile(r"^(算了|不用了|不查了|不要了|取消|不需要了|没事了)")
+_MAX_CONTEXT_CHARS = 120
+# Elliptical follow-ups lean on the previous question: "那运费呢？", "偏远地区呢", "还有呢".
+_ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
+# A question about how something works (FAQ) rather than a request to act on one's own order.
+_INTERROGATIVE = re.compile(
+    r"怎么|怎样|如何|吗|么|多久|多少|几天|谁|哪|什么|为啥|为什么|能不能|可不可以|是否|\?"
+)
+
+
+class NluPort(Protocol):
+    async def analyze(self, text: str) -> NluOutcome: ...
+
+
+class AnswerSource(Protocol):
+    def answer_for(self, faq_id: str) -> str | None: ...
+    def intent_for(self, faq_id: str) -> str | None: ...
+
+
+@dataclass
+class Reply:
+    type: ReplyType
+    text: str
+    suggestions: list[str] = field(default_factory=list)
+    faq_id: str | None = None
+    quick_replies: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TurnResult:
+    reply: Reply
+    intent: str | None
+    confidence: float
+    state: DialogState
+    handoff_requested: bool = False
+    handoff_reason: str | None = None
+    slot: dict[str, str] | None = None
+    nlu: NluOutcome | None = None
+    sentiment: LabelScore | None = None
+
+
+@dataclass
+class DialogConfig:
+    follow_up_max_chars: int = 8  # "那运费呢？" / "偏远地区呢" are re-queried with the previous question
+    bare_keyword_max_chars: int = 3  # "优惠", "退货": too little to answer directly -> suggest
+    negative_sentiment_min: float = 0.85
+    max_suggestions: int = 3
+    clarify_offer_after: int = 2
+    slot_attempts_before_offer: int = 3
+
+
+def _compact(text: str) -> str:
+    return re.sub(r"[\s\W_]+", "", text)
+
+
+def _top(candidates: list[Candidate]) -> Candidate | None:
+    return max(candidates, key=lambda c: c.fused_score) if candidates else None
+
+
+class DialogManager:
+    def __init__(
+        self,
+        nlu: NluPort,
+        templates: TemplateBook,
+        orders: OrderLookup,
+        answers: AnswerSource,
+        config: DialogConfig | None = None,
+    ) -> None:
+        self.nlu = nlu
+        self.templates = templates
+        self.orders = orders
+        self.answers = answers
+        self.config = config or DialogConfig()
+
+    # ---- entry point -----------------------------------------------------------------------------
+    async def handle(self, state: DialogState, text: str) -> TurnResult:
+        """One visitor turn. ``text`` is the trimmed (PII-masked is fine) message; ``state`` is not mutated."""
+        st = state.model_copy(deep=True)
+        norm = normalize(text)
+        if st.phase is Phase.AGENT:
+            return TurnResult(Reply(ReplyType.AGENT_PENDING, ""), None, 0.0, st)
+        if st.phase is Phase.ENDED:
+            st = DialogState()
+
+        if _EXPLICIT_HUMAN.search(norm):
+            return self._handoff(st, HUMAN_INTENT, 1.0, reason="requested")
+        if st.phase is Phase.HANDOFF_OFFERED and _AFFIRM.match(norm.replace(" ", "")):
+            return self._handoff(st, HUMAN_INTENT, 1.0, reason="accepted_offer")
+
+        order_id = extract_order_id(norm)
+        if st.phase is Phase.AWAIT_ORDER_ID and not order_id and _CANCEL.match(_compact(norm)):
+            task = st.task_intent
+            st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
+            return TurnResult(
+                Reply(ReplyType.TEMPLATE, self.templates.text("dialog:slot_cancelled")), task, 1.0, st
+            )
+        try:
+            outcome = await self.nlu.analyze(norm)
+        except InferenceUnavailable:
+            if st.phase is Phase.AWAIT_ORDER_ID and order_id and st.task_intent:
+                # Slot filling needs no model: finish the task even while serving is down.
+                return await self._fill_order(st, st.task_intent, order_id, None)
+            return self._degraded(st)
+
+        intent = outcome.result.intent
+        accepted = intent.confidence >= intent.threshold
+        label = intent.label if accepted else None
+
+        if label == HUMAN_INTENT:
+            return self._handoff(st, HUMAN_INTENT, intent.confidence, reason="requested", nlu=outcome)
+
+        if st.phase is Phase.AWAIT_ORDER_ID and st.task_intent:
+            task = st.task_intent
+            if order_id:
+                return await self._fill_order(st, task, order_id, outcome)
+            switching = (
+                label is not None
+                and label not in (task, OUT_OF_SCOPE_INTENT)
+                and not looks_like_order_attempt(norm)
+            )
+            if not switching:
+                return self._reprompt_order(st, task, outcome)
+            st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
+
+        return await self._idle_turn(st, norm, order_id, outcome, label)
+
+    # ---- phases ------------------------------------------------------------------------------------
+    async def _idle_turn(
+        self, st: DialogState, norm: str, order_id: str | None, outcome: NluOutcome, label: str | None
+    ) -> TurnResult:
+        intent = outcome.result.intent
+        sentiment = outcome.result.sentiment
+        if label == COMPLAINT_INTENT:
+            return self._offer_human(st, COMPLAINT_INTENT, intent.confidence, outcome)
+        if label in SMALL_TALK:
+            st.misses = 0
+            st.phase = Phase.ENDED if label == "goodbye" else Phase.IDLE
+            reply = Reply(ReplyType.TEMPLATE, self.templates.text(f"intent:{label}"))
+            return self._result(reply, label, intent.confidence, st, outcome)
+        if order_id and label in (None, OUT_OF_SCOPE_INTENT):
+            label = "order_status"  # a bare order number: look it up
+        if label == "order_status" or (label in TASK_INTENTS and order_id):
+            assert label is not None
+            if order_id:
+                return await self._fill_order(st, label, order_id, outcome)
+            return self._ask_order(st, label, outcome)
+
+        thresholds = outcome.thresholds
+        top = _top(outcome.result.candidates)
+        used_outcome, used_query = outcome, norm
+        compact = _compact(norm)
+        if st.last_question and 0 < len(compact) <= self.config.follow_up_max_chars:
+            elliptical = bool(_ELLIPTICAL.search(compact))
+            if elliptical or top is None or top.fused_score < thresholds.answer:
+                ctx = await self._context_query(st.last_question, norm)
+                ctx_top = _top(ctx.result.candidates) if ctx else None
+                if ctx is not None and ctx_top is not None:
+                    # An elliptical follow-up takes the context reading whenever it is usable at all;
+                    # otherwise the context reading must beat the standalone one.
+                    better = top is None or ctx_top.fused_score > top.fused_score
+                    if (elliptical and ctx_top.fused_score >= thresholds.suggest) or better:
+                        used_outcome, used_query, top = ctx, f"{st.last_question} {norm}", ctx_top
+                        ctx_intent = ctx.result.intent
+                        if ctx_intent.confidence >= ctx_intent.threshold:
+                            label = ctx_intent.label
+        bare_keyword = used_query == norm and len(compact) <= self.config.bare_keyword_max_chars
+
+        if label == "refund_return" and not _INTERROGATIVE.search(norm) and used_query == norm:
+            # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
+            return self._ask_order(st, label, outcome)
+
+        if top is not None and top.fused_score >= thresholds.answer and not bare_keyword:
+            answer = self.answers.answer_for(top.faq_id)
+            if answer is not None:
+                st.misses, st.phase = 0, Phase.IDLE
+                st.last_question, st.last_faq_id = used_query[-_MAX_CONTEXT_CHARS:], top.faq_id
+                reported = label or self.answers.intent_for(top.faq_id)
+                st.last_intent = reported
+                reply = Reply(ReplyType.ANSWER, answer, faq_id=top.faq_id)
+                return self._result(reply, reported, used_outcome.result.intent.confidence, st, used_outcome)
+
+        if label == OUT_OF_SCOPE_INTENT:
+            st.misses, st.phase = 0, Phase.IDLE
+            reply = Reply(ReplyType.FALLBACK, self.templates.text("dialog:fallback"))
+            return self._result(reply, label, intent.confidence, st, outcome)
+
+        negative = (
+            sentiment is not None
+            and sentiment.label == "negative"
+            and sentiment.confidence >= self.config.negative_sentiment_min
+        )
+        if negative:
+            return self._offer_human(st, label, intent.confidence, outcome)
+
+        if top is not None and top.fused_score >= thresholds.suggest:
+            suggestions = self._suggestions(used_outcome.result.candidates, thresholds.suggest)
+            st.misses, st.phase = 0, Phase.IDLE
+            st.last_question, st.suggestions = used_query[-_MAX_CONTEXT_CHARS:], suggestions
+            reply = Reply(
+                ReplyType.SUGGEST, self.templates.text("dialog:suggest_intro"), suggestions=suggestions
+            )
+            reported = label or self.answers.intent_for(top.faq_id)
+            return self._result(reply, reported, used_outcome.result.intent.confidence, st, used_outcome)
+
+        st.misses += 1
+        if st.misses >= self.config.clarify_offer_after:
+            st.phase = Phase.HANDOFF_OFFERED
+            reply = Reply(
+                ReplyType.CLARIFY,
+                self.templates.text("dialog:clarify_offer_human"),
+                quick_replies=[HANDOFF_QUICK_REPLY],
+            )
+        else:
+            st.phase = Phase.IDLE
+            reply = Reply(ReplyType.CLARIFY, self.templates.text("dialog:clarify"))
+        return self._result(reply, label, intent.confidence, st, outcome)
+
+    async def _context_query(self, previous: str, norm: str) -> NluOutcome | None:
+        combined = f"{previous} {norm}"[-_MAX_CONTEXT_CHARS:]
+        try:
+            return await self.nlu.analyze(combined)
+        except InferenceUnavailable:
+            return None
+
+    def _suggestions(self, candidates: list[Candidate], floor: float) -> list[str]:
+        out: list[str] = []
+        for c in sorted(candidates, key=lambda c: c.fused_score, reverse=True):
+            if c.fused_score < floor or c.question in out:
+                continue
+            out.append(c.question)
+            if len(out) >= self.config.max_suggestions:
+                break
+        return out
+
+    # ---- slot filling ------------------------------------------------------------------------------
+    def _ask_order(self, st: DialogState, task: str, outcome: NluOutcome) -> TurnResult:
+        st.phase, st.task_intent, st.slots, st.slot_attempts, st.misses = Phase.AWAIT_ORDER_ID, task, {}, 0, 0
+        reply = Reply(ReplyType.SLOT_PROMPT, self.templates.text(TASK_INTENTS[task]))
+        return self._result(reply, task, outcome.result.intent.confidence, st, outcome)
+
+    def _reprompt_order(self, st: DialogState, task: str, outcome: NluOutcome) -> TurnResult:
+        st.slot_attempts += 1
+        quick = [HANDOFF_QUICK_REPLY] if st.slot_attempts >= self.config.slot_attempts_before_offer else []
+        reply = Reply(
+            ReplyType.SLOT_PROMPT, self.templates.text("dialog:order_id_invalid"), quick_replies=quick
+        )
+        return self._result(reply, task, outcome.result.intent.confidence, st, outcome)
+
+    async def _fill_order(
+        self, st: DialogState, task: str, order_id: str, outcome: NluOutcome | None
+    ) -> TurnResult:
+        confidence = outcome.result.intent.confidence if outcome else 1.0
+        try:
+            info = await self.orders.lookup(order_id)
+        except OrderLookupError:
+            st.phase, st.task_intent, st.slots = Phase.AWAIT_ORDER_ID, task, {"order_id": order_id}
+            return self._degraded(st, intent=task, outcome=outcome)
+        if info is None:
+            st.phase, st.task_intent, st.slots = Phase.AWAIT_ORDER_ID, task, {}
+            st.slot_attempts += 1
+            reply = Reply(
+                ReplyType.SLOT_PROMPT, self.templates.text("dialog:order_not_found", order_id=order_id)
+            )
+            return self._result(reply, task, confidence, st, outcome)
+        st.phase, st.task_intent, st.slot_attempts, st.misses = Phase.IDLE, None, 0, 0
+        st.slots = {"order_id": order_id}
+        st.last_intent = task
+        reply = Reply(ReplyType.ANSWER, self._order_text(task, info))
+        result = self._result(reply, task, confidence, st, outcome)
+        result.slot = {"order_id": order_id}
+        return result
+
+    def _order_text(self, task: str, info: OrderInfo) -> str:
+        items = "、".join(info.items) or "—"
+        if task == "refund_return" and info.refundable is False:
+            return self.templates.text(
+                "dialog:refund_not_eligible", order_id=info.order_id, items=items, status=info.status
+            )
+        if task == "refund_return":
+            return self.templates.text(
+                "dialog:refund_answer",
+                order_id=info.order_id,
+                items=items,
+                refund_deadline=info.refund_deadline or "签收后 7 天",
+            )
+        return self.templates.text(
+            "dialog:order_status_answer",
+            order_id=info.order_id,
+            status=info.status,
+            carrier=info.carrier or "—",
+            tracking_no=info.tracking_no or "—",
+            updated_at=info.updated_at or "—",
+            items=items,
+        )
+
+    # ---- handoff / degraded ------------------------------------------------------------------------
+    def _handoff(
+        self, st: DialogState, intent: str, confidence: float, *, reason: str, nlu: NluOutcome | None = None
+    ) -> TurnResult:
+        st.phase, st.task_intent, st.slots, st.misses = Phase.AGENT, None, {}, 0
+        reply = Reply(ReplyType.HANDOFF, self.templates.text("dialog:handoff"))
+        result = self._result(reply, intent, confidence, st, nlu)
+        result.handoff_requested, result.handoff_reason = True, reason
+        return result
+
+    def _offer_human(
+        self, st: DialogState, intent: str | None, confidence: float, outcome: NluOutcome
+    ) -> TurnResult:
+        st.phase, st.misses = Phase.HANDOFF_OFFERED, 0
+        reply = Reply(
+            ReplyType.HANDOFF,
+            self.templates.text("dialog:handoff_offer"),
+            quick_replies=[HANDOFF_QUICK_REPLY],
+        )
+        return self._result(reply, intent, confidence, st, outcome)
+
+    def _degraded(
+        self, st: DialogState, intent: str | None = None, outcome: NluOutcome | None = None
+    ) -> TurnResult:
+        if st.phase is not Phase.AWAIT_ORDER_ID:
+            st.phase = Phase.HANDOFF_OFFERED
+        reply = Reply(
+            ReplyType.DEGRADED, self.templates.text("dialog:degraded"), quick_replies=[HANDOFF_QUICK_REPLY]
+        )
+        return self._result(reply, intent, 0.0, st, outcome)
+
+    @staticmethod
+    def _result(
+        reply: Reply, intent: str | None, confidence: float, st: DialogState, outcome: NluOutcome | None
+    ) -> TurnResult:
+        return TurnResult(
+            reply=reply,
+            intent=intent,
+            confidence=round(float(confidence), 4),
+            state=st,
+            nlu=outcome,
+            sentiment=outcome.result.sentiment if outcome else None,
+        )

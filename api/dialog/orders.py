@@ -1,0 +1,142 @@
+"""Order lookup behind a small protocol: the demo table, or a shop's HTTP webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import time
+import unicodedata
+from datetime import timedelta, timezone
+from typing import Any, Protocol
+
+import httpx
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db.models import DemoOrder
+
+CHINA_TZ = timezone(timedelta(hours=8))  # display time for visitors (China has no DST)
+ORDER_ID = re.compile(r"(?<!\d)(20\d{11})(?!\d)")
+
+
+def extract_order_id(text: str) -> str | None:
+    """The first 13-digit order number (starting with 20) in ``text`` (full-width digits accepted)."""
+    folded = unicodedata.normalize("NFKC", text)
+    m = ORDER_ID.search(folded)
+    return m.group(1) if m else None
+
+
+def looks_like_order_attempt(text: str) -> bool:
+    """A message that tries to give an id (digits or an alphanumeric token) rather than a new question."""
+    folded = unicodedata.normalize("NFKC", text)
+    return bool(
+        re.search(r"\d", folded)
+        or re.fullmatch(r"[\sA-Za-z0-9#:：,，.。-]*[A-Za-z0-9]+[\sA-Za-z0-9#:：,，.。-]*", folded)
+    )
+
+
+class OrderInfo(BaseModel):
+    order_id: str
+    status: str
+    carrier: str | None = None
+    tracking_no: str | None = None
+    items: list[str] = Field(default_factory=list)
+    updated_at: str | None = None
+    refund_deadline: str | None = None
+    refundable: bool | None = None  # None: unknown (the shop did not say)
+
+
+class OrderLookupError(Exception):
+    """The order system could not be reached (not the same as 'no such order')."""
+
+
+class OrderLookup(Protocol):
+    async def lookup(self, order_id: str) -> OrderInfo | None: ...
+
+
+def _item_names(items: list[Any]) -> list[str]:
+    names: list[str] = []
+    for it in items:
+        if isinstance(it, str):
+            names.append(it)
+        elif isinstance(it, dict):
+            name = it.get("name") or it.get("title") or ""
+            qty = it.get("qty") or it.get("quantity")
+            names.append(f"{name}×{qty}" if qty and name else str(name))
+    return [n for n in names if n]
+
+
+class DemoOrderLookup:
+    """Looks orders up in the seeded ``demo_orders`` table."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def _lookup_sync(self, order_id: str) -> OrderInfo | None:
+        with self.session_factory() as db:
+            row = db.scalars(select(DemoOrder).where(DemoOrder.id == order_id)).first()
+            if row is None:
+                return None
+            return OrderInfo(
+                order_id=row.id,
+                status=row.status,
+                carrier=row.carrier,
+                tracking_no=row.tracking_no,
+                items=_item_names(row.items or []),
+                updated_at=row.updated_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M")
+                if row.updated_at
+                else None,
+                refund_deadline=row.refund_deadline,
+                refundable=(row.extra or {}).get("refundable"),
+            )
+
+    async def lookup(self, order_id: str) -> OrderInfo | None:
+        try:
+            return await asyncio.to_thread(self._lookup_sync, order_id)
+        except Exception as exc:  # DB down: report as unavailable, not as 'not found'
+            raise OrderLookupError("demo order table unavailable") from exc
+
+
+class WebhookOrderLookup:
+    """GET ``{url}?order_id=...`` on the shop's system, signed with HMAC-SHA256 over ``ts.order_id``.
+
+    Expected answer: 200 with an OrderInfo-shaped JSON object, or 404 when the order does not exist.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: str | None,
+        *,
+        timeout_s: float = 2.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.url = url
+        self.secret = secret.encode() if secret else None
+        self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+
+    async def lookup(self, order_id: str) -> OrderInfo | None:
+        ts = str(int(time.time()))
+        headers = {"X-XiaoKe-Timestamp": ts}
+        if self.secret:
+            sig = hmac.new(self.secret, f"{ts}.{order_id}".encode(), hashlib.sha256).hexdigest()
+            headers["X-XiaoKe-Signature"] = f"sha256={sig}"
+        try:
+            resp = await self._http.get(self.url, params={"order_id": order_id}, headers=headers)
+        except httpx.HTTPError as exc:
+            raise OrderLookupError("order webhook unreachable") from exc
+        if resp.status_code == 404:
+            return None
+        if resp.status_code != 200:
+            raise OrderLookupError(f"order webhook status {resp.status_code}")
+        try:
+            info = OrderInfo.model_validate_json(resp.content)
+        except ValidationError as exc:
+            raise OrderLookupError("order webhook returned an invalid body") from exc
+        return info if info.order_id == order_id else None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

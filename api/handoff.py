@@ -1,0 +1,236 @@
+"""Human handoff: tickets in the database, live state in the session, events to widget and console."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from api.db.models import AdminUser, HandoffTicket
+from api.dialog.state import DialogState, Phase, ReplyType
+from api.errors import AppError, DependencyUnavailable, ErrorCode, NotFound
+from api.pii import mask_pii
+from api.services import Services
+from api.sessions import HandoffInfo, Session, Turn
+
+AGENTS_TOPIC = "agents"
+
+
+def session_topic(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def new_ticket_id() -> str:
+    return "t_" + secrets.token_hex(10)
+
+
+def message_record(session: Session, turn: Turn, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "message",
+        "id": turn.id,
+        "session_id": session.id,
+        "visitor_id": session.visitor_id,
+        "user_id": session.user_id,
+        "session_started_at": session.created_at.isoformat(),
+        "role": turn.role,
+        "text": turn.text,
+        "intent": turn.intent,
+        "reply_type": turn.reply_type,
+        "faq_id": turn.faq_id,
+        "suggestions": turn.suggestions or None,
+        "created_at": turn.at.isoformat(),
+        **extra,
+    }
+
+
+def event_message(turn: Turn) -> dict[str, Any]:
+    return {"id": turn.id, "role": turn.role, "text": turn.text, "created_at": turn.at.isoformat()}
+
+
+class HandoffService:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    # ---- visitor side ------------------------------------------------------------------------------
+    async def open_ticket(self, session: Session, reason: str, last_message: str | None = None) -> str:
+        """Create (or reuse) a waiting ticket and mark the session; the caller holds the session lock and saves.
+
+        ``last_message`` is the (masked) preview agents see; default: the visitor's last message.
+        """
+        if session.handoff.status != "none" and session.handoff.ticket_id:
+            return session.handoff.ticket_id
+        ticket_id = new_ticket_id()
+        last = last_message or next((t.text for t in reversed(session.turns) if t.role == "user"), None)
+
+        def create() -> None:
+            with self.s.session_factory() as db, db.begin():
+                db.add(
+                    HandoffTicket(
+                        id=ticket_id,
+                        session_id=session.id,
+                        status="waiting",
+                        reason=reason,
+                        last_message=last,
+                    )
+                )
+
+        try:
+            await asyncio.to_thread(create)
+        except Exception as exc:
+            raise DependencyUnavailable(detail="handoff ticket create") from exc
+        session.handoff = HandoffInfo(status="waiting", ticket_id=ticket_id)
+        session.dialog.phase = Phase.AGENT
+        return ticket_id
+
+    async def announce_ticket(self, session: Session) -> None:
+        payload = {
+            "ticket_id": session.handoff.ticket_id,
+            "session_id": session.id,
+            "status": session.handoff.status,
+        }
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
+        await self.s.events.publish(
+            session_topic(session.id), {"event": "handoff", "data": {"status": session.handoff.status}}
+        )
+
+    async def visitor_message(self, session: Session, turn: Turn) -> None:
+        ticket_id = session.handoff.ticket_id
+        data = {**event_message(turn), "ticket_id": ticket_id, "session_id": session.id}
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "message", "data": data})
+        if ticket_id:
+
+            def touch() -> None:
+                with self.s.session_factory() as db, db.begin():
+                    db.execute(
+                        update(HandoffTicket)
+                        .where(HandoffTicket.id == ticket_id)
+                        .values(last_message=turn.text[:500])
+                    )
+
+            try:
+                await asyncio.to_thread(touch)
+            except Exception:  # preview only; the message itself is journaled
+                pass
+
+    # ---- agent side --------------------------------------------------------------------------------
+    def _get_ticket(self, ticket_id: str) -> HandoffTicket:
+        with self.s.session_factory() as db:
+            ticket = db.get(HandoffTicket, ticket_id)
+            if ticket is None:
+                raise NotFound()
+            db.expunge(ticket)
+            return ticket
+
+    async def take(self, ticket_id: str, agent: AdminUser) -> HandoffTicket:
+        def claim() -> HandoffTicket:
+            with self.s.session_factory() as db, db.begin():
+                res = db.execute(
+                    update(HandoffTicket)
+                    .where(HandoffTicket.id == ticket_id, HandoffTicket.status == "waiting")
+                    .values(
+                        status="active",
+                        agent_id=agent.id,
+                        agent_username=agent.username,
+                        taken_at=datetime.now(UTC),
+                    )
+                )
+                ticket = db.get(HandoffTicket, ticket_id)
+                if ticket is None:
+                    raise NotFound()
+                if res.rowcount == 0 and not (ticket.status == "active" and ticket.agent_id == agent.id):  # type: ignore[attr-defined]
+                    raise AppError(ErrorCode.HANDOFF_STATE)
+                db.expunge(ticket)
+                return ticket
+
+        ticket = await asyncio.to_thread(claim)
+        await self._set_session_handoff(ticket.session_id, HandoffInfo(status="active", ticket_id=ticket_id))
+        payload = {
+            "ticket_id": ticket_id,
+            "session_id": ticket.session_id,
+            "status": "active",
+            "agent": agent.username,
+        }
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
+        await self.s.events.publish(
+            session_topic(ticket.session_id), {"event": "handoff", "data": {"status": "active"}}
+        )
+        return ticket
+
+    async def agent_message(self, ticket_id: str, agent: AdminUser, text: str) -> Turn:
+        ticket = await asyncio.to_thread(self._get_ticket, ticket_id)
+        if ticket.status != "active" or (ticket.agent_id != agent.id and agent.role != "admin"):
+            raise AppError(ErrorCode.HANDOFF_STATE)
+        turn = Turn(role="agent", text=mask_pii(text))
+        store = self.s.sessions
+        async with store.lock(ticket.session_id):
+            session = await store.get(ticket.session_id)
+            if session is None:
+                raise AppError(ErrorCode.SESSION_NOT_FOUND)
+            await self.s.journal.append([message_record(session, turn)])
+            session.add_turn(turn, self.s.settings.session_history_turns)
+            await store.save(session)
+        await self.s.events.publish(
+            session_topic(ticket.session_id), {"event": "message", "data": event_message(turn)}
+        )
+        data = {**event_message(turn), "ticket_id": ticket_id, "session_id": ticket.session_id}
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "message", "data": data})
+        return turn
+
+    async def release(self, ticket_id: str, agent: AdminUser) -> HandoffTicket:
+        def close() -> HandoffTicket:
+            with self.s.session_factory() as db, db.begin():
+                ticket = db.get(HandoffTicket, ticket_id)
+                if ticket is None:
+                    raise NotFound()
+                if ticket.status == "closed":
+                    raise AppError(ErrorCode.HANDOFF_STATE)
+                if ticket.status == "active" and ticket.agent_id != agent.id and agent.role != "admin":
+                    raise AppError(ErrorCode.HANDOFF_STATE)
+                ticket.status = "closed"
+                ticket.closed_at = datetime.now(UTC)
+                db.flush()
+                db.expunge(ticket)
+                return ticket
+
+        ticket = await asyncio.to_thread(close)
+        store = self.s.sessions
+        turn = Turn(
+            role="bot", text=self.s.templates.text("dialog:handed_back"), reply_type=ReplyType.TEMPLATE.value
+        )
+        async with store.lock(ticket.session_id):
+            session = await store.get(ticket.session_id)
+            if session is not None:
+                session.handoff = HandoffInfo()
+                session.dialog = DialogState()
+                await self.s.journal.append([message_record(session, turn)])
+                session.add_turn(turn, self.s.settings.session_history_turns)
+                await store.save(session)
+        topic = session_topic(ticket.session_id)
+        await self.s.events.publish(topic, {"event": "handoff", "data": {"status": "none"}})
+        await self.s.events.publish(topic, {"event": "message", "data": event_message(turn)})
+        payload = {"ticket_id": ticket_id, "session_id": ticket.session_id, "status": "closed"}
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
+        return ticket
+
+    async def _set_session_handoff(self, session_id: str, info: HandoffInfo) -> None:
+        store = self.s.sessions
+        async with store.lock(session_id):
+            session = await store.get(session_id)
+            if session is None:
+                return
+            session.handoff = info
+            session.dialog.phase = Phase.AGENT
+            await store.save(session)
+
+    def list_tickets(self, status: str | None) -> list[HandoffTicket]:
+        with self.s.session_factory() as db:
+            stmt = select(HandoffTicket).order_by(HandoffTicket.created_at.desc()).limit(200)
+            if status:
+                stmt = stmt.where(HandoffTicket.status == status)
+            rows = list(db.scalars(stmt))
+            for r in rows:
+                db.expunge(r)
+            return rows

@@ -1,0 +1,107 @@
+"""Request ids, structured JSON logs and Prometheus metrics (one registry per app instance)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from contextvars import ContextVar
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+request_id_var: ContextVar[str | None] = ContextVar("xiaoke_request_id", default=None)
+
+_VALID_RID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def accept_request_id(header_value: str | None) -> str:
+    """Use the caller's X-Request-ID when it is a sane token, else mint one (never log arbitrary input)."""
+    if header_value and _VALID_RID.match(header_value):
+        return header_value
+    return new_request_id()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+class Metrics:
+    """All API metrics on a private registry so several apps (tests) can coexist in one process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "xiaoke_api_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "xiaoke_api_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.chat_replies = Counter(
+            "xiaoke_api_chat_replies_total", "Chat replies by type", ["reply_type"], registry=self.registry
+        )
+        self.nlu_latency = Histogram(
+            "xiaoke_api_nlu_seconds",
+            "Inference server /v1/nlu latency per batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+        self.nlu_batch_size = Histogram(
+            "xiaoke_api_nlu_batch_size",
+            "Texts per /v1/nlu call",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+        self.nlu_failures = Counter(
+            "xiaoke_api_nlu_failures_total", "Failed inference calls", ["reason"], registry=self.registry
+        )
+        self.breaker_open = Gauge(
+            "xiaoke_api_breaker_open", "1 when the serving circuit is open", registry=self.registry
+        )
+        self.writer_pending = Gauge(
+            "xiaoke_api_writer_pending", "Accepted records not yet in the database", registry=self.registry
+        )
+        self.writer_written = Counter(
+            "xiaoke_api_writer_written_total", "Records written by the durable writer", registry=self.registry
+        )
+        self.writer_failures = Counter(
+            "xiaoke_api_writer_failures_total", "Durable writer batch failures", registry=self.registry
+        )
+        self.rate_limited = Counter(
+            "xiaoke_api_rate_limited_total",
+            "Requests refused by rate limits",
+            ["scope"],
+            registry=self.registry,
+        )

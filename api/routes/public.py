@@ -1,0 +1,172 @@
+"""Visitor (widget) endpoints: chat, history, live events, handoff, feedback, rating."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from api.chat import ChatService
+from api.db.models import Message
+from api.deps import ClientIp, ServicesDep, SessionStoreDep, SessionToken
+from api.handoff import session_topic
+from api.schemas import (
+    ChatRequest,
+    ChatResponse,
+    FeedbackRequest,
+    HandoffResponse,
+    HandoffStatusOut,
+    HistoryMessage,
+    HistoryResponse,
+    RatingRequest,
+    ReplyOut,
+)
+from api.services import Services
+from api.sessions import load_authorized
+
+router = APIRouter(prefix="/api/v1", tags=["visitor"])
+SSE_KEEPALIVE_S = 15.0
+
+
+def get_chat_service(services: ServicesDep) -> ChatService:
+    return ChatService(services)
+
+
+ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
+
+
+@router.post("/chat", response_model=ChatResponse)
+async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip: ClientIp) -> ChatResponse:
+    out = await chat.turn(
+        message=body.message, session_id=body.session_id, token=token, user_id=body.user_id, client_ip=ip
+    )
+    r = out.reply
+    return ChatResponse(
+        session_id=out.session_id,
+        session_token=out.session_token,
+        message_id=out.message_id,
+        reply=ReplyOut(
+            type=r.type.value,
+            text=r.text,
+            suggestions=r.suggestions,
+            faq_id=r.faq_id,
+            quick_replies=r.quick_replies,
+        ),
+        intent=out.intent,
+        confidence=out.confidence,
+        handoff=HandoffStatusOut(status=out.handoff_status),  # type: ignore[arg-type]
+    )
+
+
+def _db_history(services: Services, session_id: str) -> list[HistoryMessage]:
+    with services.session_factory() as db:
+        rows = db.scalars(
+            select(Message)
+            .where(Message.session_id == session_id)
+            .order_by(Message.created_at, Message.id)
+            .limit(500)
+        )
+        return [
+            HistoryMessage(
+                id=m.id,
+                role=m.role,  # type: ignore[arg-type]
+                text=m.text,
+                created_at=m.created_at,
+                reply_type=m.reply_type,
+                suggestions=m.suggestions or [],
+                faq_id=m.faq_id,
+            )
+            for m in rows
+        ]
+
+
+@router.get("/sessions/{session_id}/history", response_model=HistoryResponse)
+async def history(
+    session_id: str, services: ServicesDep, store: SessionStoreDep, token: SessionToken
+) -> HistoryResponse:
+    session = await load_authorized(store, session_id, token)
+    try:
+        stored = await asyncio.to_thread(_db_history, services, session_id)
+    except Exception:
+        stored = []  # database down: the session's recent turns below still answer
+    seen = {m.id for m in stored}
+    recent = [
+        HistoryMessage(
+            id=t.id,
+            role=t.role,
+            text=t.text,
+            created_at=t.at,
+            reply_type=t.reply_type,
+            suggestions=t.suggestions,
+            faq_id=t.faq_id,
+        )
+        for t in session.turns
+        if t.id not in seen  # accepted but not yet written by the durable writer
+    ]
+    return HistoryResponse(
+        session_id=session_id,
+        handoff=HandoffStatusOut(status=session.handoff.status),
+        messages=stored + recent,
+    )
+
+
+@router.get("/sessions/{session_id}/events", response_class=StreamingResponse)
+async def events(
+    session_id: str, request: Request, services: ServicesDep, store: SessionStoreDep, token: SessionToken
+) -> StreamingResponse:
+    await load_authorized(store, session_id, token)
+    return StreamingResponse(
+        sse_stream(services, session_topic(session_id), request),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
+    )
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def sse_stream(services: Services, topic: str, request: Request) -> AsyncIterator[str]:
+    async with services.events.subscribe(topic) as sub:
+        yield ": connected\n\n"
+        it = sub.__aiter__()
+        while True:
+            if await request.is_disconnected():
+                return
+            try:
+                event = await asyncio.wait_for(it.__anext__(), timeout=SSE_KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            yield f"event: {event['event']}\ndata: {json.dumps(event['data'], ensure_ascii=False)}\n\n"
+
+
+@router.post("/sessions/{session_id}/handoff", response_model=HandoffResponse)
+async def handoff(session_id: str, chat: ChatServiceDep, token: SessionToken) -> HandoffResponse:
+    status, ticket_id = await chat.request_handoff(session_id, token)
+    return HandoffResponse(status=status, ticket_id=ticket_id)  # type: ignore[arg-type]
+
+
+@router.post("/feedback", status_code=204, response_class=Response)
+async def feedback(body: FeedbackRequest, chat: ChatServiceDep, token: SessionToken) -> Response:
+    await chat.feedback(
+        message_id=body.message_id,
+        rating=body.rating,
+        comment=body.comment,
+        session_id=body.session_id,
+        token=token,
+    )
+    return Response(status_code=204)
+
+
+@router.post("/sessions/{session_id}/rating", status_code=204, response_class=Response)
+async def rating(
+    session_id: str, body: RatingRequest, chat: ChatServiceDep, store: SessionStoreDep, token: SessionToken
+) -> Response:
+    session = await load_authorized(store, session_id, token)
+    await chat.rate_session(session, body.rating, body.comment)
+    return Response(status_code=204)

@@ -1,0 +1,190 @@
+"""The app's runtime objects, built once in the lifespan and torn down on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.auth import TokenSigner
+from api.catalog import FaqCatalog, load_templates
+from api.db.engine import make_engine, make_session_factory
+from api.dialog.manager import DialogManager
+from api.dialog.orders import DemoOrderLookup, OrderLookup, WebhookOrderLookup
+from api.events import EventBus, InMemoryEventBus, RedisEventBus
+from api.inference import InferenceClient, InferenceConfig
+from api.journal import DurableWriter, InProcessJournal, Journal, RedisStreamJournal
+from api.observability import Metrics
+from api.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
+from api.sessions import InMemorySessionStore, RedisSessionStore, SessionStore
+from api.settings import Settings
+from api.templates import TemplateBook
+
+log = logging.getLogger("api.services")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: Metrics
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    sessions: SessionStore
+    journal: Journal
+    writer: DurableWriter
+    inference: InferenceClient
+    events: EventBus
+    limiter: RateLimiter
+    templates: TemplateBook
+    catalog: FaqCatalog
+    orders: OrderLookup
+    dialog: DialogManager
+    signer: TokenSigner
+    redis: Redis | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    chat_inflight: int = 0  # turns being processed now (edge backpressure)
+
+    def reload_catalog(self) -> None:
+        """Refresh the FAQ and template read models from the database (sync; call in a thread)."""
+        with self.session_factory() as db:
+            self.catalog.load(db)
+            self.templates.replace(load_templates(db))
+
+    async def db_ready(self) -> bool:
+        def ping() -> bool:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(ping), timeout=2.0)
+        except Exception:
+            return False
+
+
+def inference_config(settings: Settings) -> InferenceConfig:
+    return InferenceConfig(
+        base_url=settings.serving_url,
+        connect_timeout_s=settings.serving_connect_timeout_s,
+        timeout_s=settings.serving_timeout_s,
+        max_concurrency=settings.serving_max_concurrency,
+        retries=settings.serving_retries,
+        batch_window_ms=settings.serving_batch_window_ms,
+        batch_max=settings.serving_batch_max,
+        top_k=settings.serving_top_k,
+        breaker_failures=settings.breaker_failure_threshold,
+        breaker_reset_s=settings.breaker_reset_s,
+    )
+
+
+async def build_services(
+    settings: Settings, metrics: Metrics, *, inference: InferenceClient | None = None
+) -> Services:
+    """Create connections and background tasks. ``inference`` lets tests inject a client on a fake transport."""
+    engine = make_engine(settings.database_dsn, pool_size=settings.database_pool_size)
+    factory = make_session_factory(engine)
+    redis: Redis | None = None
+    sessions: SessionStore
+    journal: Journal
+    events: EventBus
+    limiter: RateLimiter
+    if settings.redis_url is not None:
+        redis = Redis.from_url(
+            settings.redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=1.0
+        )
+        sessions = RedisSessionStore(
+            redis,
+            prefix=settings.redis_prefix,
+            ttl_s=settings.session_ttl_s,
+            lock_timeout_s=settings.session_lock_timeout_s,
+        )
+        journal = RedisStreamJournal(redis, prefix=settings.redis_prefix)
+        events = RedisEventBus(redis, settings.redis_prefix)
+        limiter = RedisRateLimiter(redis, settings.redis_prefix)
+    else:
+        sessions = InMemorySessionStore(settings.session_ttl_s)
+        journal = InProcessJournal(settings.writer_queue_max)
+        events = InMemoryEventBus()
+        limiter = InMemoryRateLimiter()
+    client = inference or InferenceClient(inference_config(settings), metrics=metrics)
+    templates = TemplateBook()
+    catalog = FaqCatalog()
+    orders: OrderLookup
+    if settings.order_lookup == "webhook":
+        assert settings.order_webhook_url is not None
+        secret = settings.order_webhook_secret.get_secret_value() if settings.order_webhook_secret else None
+        orders = WebhookOrderLookup(
+            settings.order_webhook_url, secret, timeout_s=settings.order_webhook_timeout_s
+        )
+    else:
+        orders = DemoOrderLookup(factory)
+    writer = DurableWriter(
+        journal,
+        factory,
+        metrics=metrics,
+        batch_size=settings.writer_batch_size,
+        retry_max_s=settings.writer_retry_max_s,
+    )
+    services = Services(
+        settings=settings,
+        metrics=metrics,
+        engine=engine,
+        session_factory=factory,
+        sessions=sessions,
+        journal=journal,
+        writer=writer,
+        inference=client,
+        events=events,
+        limiter=limiter,
+        templates=templates,
+        catalog=catalog,
+        orders=orders,
+        dialog=DialogManager(client, templates, orders, catalog),
+        signer=TokenSigner(settings.secret_key.get_secret_value(), settings.access_token_ttl_s),
+        redis=redis,
+    )
+    return services
+
+
+async def start_background(services: Services) -> None:
+    try:
+        await asyncio.to_thread(services.reload_catalog)
+    except Exception:
+        log.warning("could not load FAQ/templates at startup (database down?); using defaults", exc_info=True)
+    services.tasks.append(asyncio.create_task(services.writer.run(), name="durable-writer"))
+    services.tasks.append(asyncio.create_task(_periodic_reload(services), name="catalog-reload"))
+
+
+async def _periodic_reload(services: Services, every_s: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(services.reload_catalog)
+
+
+async def stop_services(services: Services) -> None:
+    services.writer.stop()
+    for task in services.tasks:
+        if task.get_name() != "durable-writer":
+            task.cancel()
+    writer_tasks = [t for t in services.tasks if t.get_name() == "durable-writer"]
+    if writer_tasks:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*writer_tasks), timeout=2.0)
+    with contextlib.suppress(Exception):
+        await services.writer.flush(timeout_s=5.0)  # best effort; Redis-backed entries survive anyway
+    for task in services.tasks:
+        task.cancel()
+    await services.inference.aclose()
+    if isinstance(services.orders, WebhookOrderLookup):
+        await services.orders.aclose()
+    await services.sessions.close()
+    if services.redis is not None:
+        await services.redis.aclose()
+    services.engine.dispose()

@@ -1,0 +1,238 @@
+"""Visitor sessions: one protocol, two stores (Redis for production, in-process for embedded mode).
+
+A session holds the token hash, the last N turns and the dialog state. Every read-modify-write of a
+session happens under ``store.lock(session_id)``; reads slide the TTL (30 min by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+from redis.exceptions import LockError, RedisError
+
+from api.dialog.state import DialogState
+from api.errors import DependencyUnavailable, ErrorCode, SessionNotFound
+
+HandoffStatus = Literal["none", "waiting", "active"]
+
+
+def new_session_id() -> str:
+    return "s_" + secrets.token_urlsafe(18)  # 144 bits
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_message_id() -> str:
+    return "m_" + secrets.token_hex(12)
+
+
+class Turn(BaseModel):
+    id: str = Field(default_factory=new_message_id)
+    role: Literal["user", "bot", "agent"]
+    text: str  # masked text
+    intent: str | None = None
+    reply_type: str | None = None
+    faq_id: str | None = None
+    suggestions: list[str] = Field(default_factory=list)
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class HandoffInfo(BaseModel):
+    status: HandoffStatus = "none"
+    ticket_id: str | None = None
+
+
+class Session(BaseModel):
+    id: str
+    token_hash: str
+    visitor_id: str
+    user_id: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    turns: list[Turn] = Field(default_factory=list)
+    dialog: DialogState = Field(default_factory=DialogState)
+    handoff: HandoffInfo = Field(default_factory=HandoffInfo)
+
+    def token_matches(self, token: str | None) -> bool:
+        if not token:
+            return False
+        return hmac.compare_digest(self.token_hash, hash_token(token))
+
+    def add_turn(self, turn: Turn, keep: int) -> None:
+        self.turns.append(turn)
+        if len(self.turns) > keep:
+            del self.turns[: len(self.turns) - keep]
+
+
+def new_session(user_id: str | None = None) -> tuple[Session, str]:
+    token = new_session_token()
+    session = Session(
+        id=new_session_id(),
+        token_hash=hash_token(token),
+        visitor_id="v_" + secrets.token_urlsafe(12),
+        user_id=user_id,
+    )
+    return session, token
+
+
+class SessionStore(Protocol):
+    async def create(self, session: Session) -> None: ...
+    async def get(self, session_id: str) -> Session | None: ...
+    async def save(self, session: Session) -> None: ...
+    async def delete(self, session_id: str) -> None: ...
+    def lock(self, session_id: str) -> Any:  # async context manager
+        ...
+    async def ping(self) -> bool: ...
+    async def close(self) -> None: ...
+
+
+async def load_authorized(store: SessionStore, session_id: str, token: str | None) -> Session:
+    """The session if the token matches; otherwise SESSION_NOT_FOUND (no oracle for existing ids)."""
+    session = await store.get(session_id)
+    if session is None or not session.token_matches(token):
+        raise SessionNotFound()
+    return session
+
+
+class InMemorySessionStore:
+    """Embedded single-process store: TTL on access, bounded size (least recently used evicted)."""
+
+    def __init__(self, ttl_s: int, max_sessions: int = 100_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_sessions = max_sessions
+        self._data: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def _expired(self, expires: float) -> bool:
+        return time.monotonic() >= expires
+
+    async def create(self, session: Session) -> None:
+        await self.save(session)
+
+    async def get(self, session_id: str) -> Session | None:
+        item = self._data.get(session_id)
+        if item is None:
+            return None
+        if self._expired(item[0]):
+            self._data.pop(session_id, None)
+            return None
+        self._data[session_id] = (time.monotonic() + self.ttl_s, item[1])
+        self._data.move_to_end(session_id)
+        return Session.model_validate_json(item[1])
+
+    async def save(self, session: Session) -> None:
+        self._data[session.id] = (time.monotonic() + self.ttl_s, session.model_dump_json())
+        self._data.move_to_end(session.id)
+        while len(self._data) > self.max_sessions:
+            self._data.popitem(last=False)
+
+    async def delete(self, session_id: str) -> None:
+        self._data.pop(session_id, None)
+
+    @asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
+        self._locks[session_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[session_id]
+            if users <= 1:
+                del self._locks[session_id]
+            else:
+                self._locks[session_id] = (lock, users - 1)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisSessionStore:
+    """Sessions as JSON strings with a sliding TTL; a Redis lock per session guards read-modify-write."""
+
+    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int, lock_timeout_s: float = 5.0) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self.lock_timeout_s = lock_timeout_s
+
+    def _key(self, session_id: str) -> str:
+        return f"{self.prefix}session:{session_id}"
+
+    async def create(self, session: Session) -> None:
+        try:
+            ok = await self.redis.set(
+                self._key(session.id), session.model_dump_json(), ex=self.ttl_s, nx=True
+            )
+        except RedisError as exc:
+            raise DependencyUnavailable(detail="redis create") from exc
+        if not ok:
+            raise DependencyUnavailable(ErrorCode.CONFLICT, detail="session id collision")
+
+    async def get(self, session_id: str) -> Session | None:
+        try:
+            raw = await self.redis.getex(self._key(session_id), ex=self.ttl_s)
+        except RedisError as exc:
+            raise DependencyUnavailable(detail="redis get") from exc
+        if raw is None:
+            return None
+        return Session.model_validate_json(raw)
+
+    async def save(self, session: Session) -> None:
+        try:
+            await self.redis.set(self._key(session.id), session.model_dump_json(), ex=self.ttl_s)
+        except RedisError as exc:
+            raise DependencyUnavailable(detail="redis save") from exc
+
+    async def delete(self, session_id: str) -> None:
+        await self.redis.delete(self._key(session_id))
+
+    @asynccontextmanager
+    async def lock(self, session_id: str) -> AsyncIterator[None]:
+        lock = self.redis.lock(
+            f"{self.prefix}lock:session:{session_id}",
+            timeout=self.lock_timeout_s * 2,
+            blocking_timeout=self.lock_timeout_s,
+            sleep=0.005,
+        )
+        try:
+            acquired = await lock.acquire()
+        except RedisError as exc:
+            raise DependencyUnavailable(detail="redis lock") from exc
+        if not acquired:
+            raise DependencyUnavailable(ErrorCode.OVERLOADED, detail="session lock timeout")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except (LockError, RedisError):
+                pass  # expired: the next holder already owns it; nothing to undo
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except RedisError:
+            return False
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,120 @@
+"""One settings object for the API (prefix ``API_``).
+
+Embedded defaults (no environment): SQLite at ``$XIAOKE_DATA_DIR/xiaoke.db``, in-process session store,
+inference server at http://127.0.0.1:8001. Production sets ``API_DATABASE_URL``, ``API_REDIS_URL`` and
+``API_SERVING_URL`` and must set real secrets: the validator refuses the development defaults.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "xiaoke-development-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", env_file=None, populate_by_name=True)
+
+    env: Literal["development", "test", "staging", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    data_dir: Path = Field(
+        default=REPO_ROOT / "var", validation_alias=AliasChoices("XIAOKE_DATA_DIR", "API_DATA_DIR")
+    )
+    # None -> embedded SQLite under data_dir. Production: mysql+pymysql://user:pw@host/db?charset=utf8mb4
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1)
+    # None -> in-process session store, in-process durable queue, in-memory rate limits.
+    redis_url: SecretStr | None = None
+    redis_prefix: str = "xiaoke:"
+
+    serving_url: str = "http://127.0.0.1:8001"
+    serving_connect_timeout_s: float = Field(default=0.25, gt=0)
+    serving_timeout_s: float = Field(default=0.8, gt=0)  # whole /v1/nlu call incl. retry; < 1 s budget
+    serving_max_concurrency: int = Field(default=8, ge=1)
+    serving_retries: int = Field(default=1, ge=0, le=3)  # on connect errors only
+    serving_batch_window_ms: float = Field(default=3.0, ge=0)
+    serving_batch_max: int = Field(default=64, ge=1, le=64)
+    serving_top_k: int = Field(default=5, ge=1, le=20)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=10.0, gt=0)
+
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    access_token_ttl_s: int = Field(default=8 * 3600, ge=60)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_s: int = Field(default=300, ge=1)
+    bootstrap_admin_username: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_import_rows: int = Field(default=20_000, ge=1)
+    message_max_chars: int = Field(default=1000, ge=1)
+    chat_max_inflight: int = Field(default=512, ge=1)  # more concurrent turns -> 503 OVERLOADED at once
+
+    session_ttl_s: int = Field(default=1800, ge=10)
+    session_history_turns: int = Field(default=10, ge=1)
+    session_lock_timeout_s: float = Field(default=5.0, gt=0)
+
+    rate_session_per_min: float = Field(default=30, gt=0)
+    rate_session_burst: int = Field(default=10, ge=1)
+    rate_ip_per_min: float = Field(default=120, gt=0)
+    rate_ip_burst: int = Field(default=40, ge=1)
+
+    writer_batch_size: int = Field(default=200, ge=1)
+    writer_queue_max: int = Field(default=100_000, ge=100)  # embedded in-process queue bound
+    writer_retry_max_s: float = Field(default=5.0, gt=0)
+
+    widget_dist: Path = REPO_ROOT / "frontend" / "dist" / "widget"
+    console_dist: Path = REPO_ROOT / "frontend" / "dist" / "console"
+    demo_data_dir: Path = REPO_ROOT / "data" / "demo"
+    seed_demo: bool = True
+
+    order_lookup: Literal["demo", "webhook"] = "demo"
+    order_webhook_url: str | None = None
+    order_webhook_secret: SecretStr | None = None
+    order_webhook_timeout_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env != "development":
+            key = self.secret_key.get_secret_value()
+            if key == DEV_SECRET_KEY or len(key) < 32:
+                raise ValueError(
+                    "API_SECRET_KEY must be set to a random value of at least 32 characters "
+                    f"when API_ENV={self.env}"
+                )
+        if self.order_lookup == "webhook" and not self.order_webhook_url:
+            raise ValueError("API_ORDER_WEBHOOK_URL is required when API_ORDER_LOOKUP=webhook")
+        return self
+
+    @property
+    def database_dsn(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'xiaoke.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

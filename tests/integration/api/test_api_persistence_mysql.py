@@ -1,0 +1,130 @@
+"""Alembic migrations on the real MariaDB (utf8mb4), emoji round trip, idempotent seed and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.script import ScriptDirectory
+from api_live_services import mysql_url
+from sqlalchemy import inspect, select, text
+
+from api.db.engine import make_engine, make_session_factory
+from api.db.migrate import alembic_config, downgrade, upgrade
+from api.db.models import ChatSession, Faq, FaqSimilar, Message
+from api.db.seed import seed_demo
+from api.journal import write_records
+from api.settings import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+TABLES = {
+    "visitors",
+    "chat_sessions",
+    "messages",
+    "faq_categories",
+    "faqs",
+    "faq_similar",
+    "response_templates",
+    "feedback",
+    "handoff_tickets",
+    "admin_users",
+    "audit_log",
+    "demo_orders",
+    "alembic_version",
+}
+
+
+def test_migrations_apply_and_roll_back(mysql_db: str) -> None:
+    engine = make_engine(mysql_url(mysql_db))
+    upgrade(engine)
+    names = set(inspect(engine).get_table_names())
+    assert names >= TABLES
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT table_name, table_collation FROM information_schema.tables WHERE table_schema = :db"
+            ),
+            {"db": mysql_db},
+        ).all()
+        assert all(coll.startswith("utf8mb4") for _, coll in rows), rows
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+    downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)  # and up again
+    engine.dispose()
+
+
+def test_emoji_and_chinese_survive(mysql_db: str) -> None:
+    engine = make_engine(mysql_url(mysql_db))
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC)
+    record = {
+        "kind": "message",
+        "id": "m_emoji",
+        "session_id": "s_emoji",
+        "visitor_id": "v_emoji",
+        "user_id": None,
+        "session_started_at": now.isoformat(),
+        "role": "user",
+        "text": "退货运费谁出😊👍🏻 𠮷野家",
+        "intent": "refund_return",
+        "confidence": 0.9,
+        "reply_type": None,
+        "faq_id": None,
+        "candidates": [{"faq_id": "faq-003", "question": "退货运费谁承担？😀"}],
+        "created_at": now.isoformat(),
+    }
+    with factory() as db, db.begin():
+        write_records(db, [record])
+        db.add(
+            Faq(
+                id="faq-emoji",
+                question="表情包🎉能退吗",
+                answer="可以😄",
+                similar=[FaqSimilar(question="🎉")],
+            )
+        )
+    with factory() as db:
+        msg = db.get(Message, "m_emoji")
+        assert msg is not None and msg.text == "退货运费谁出😊👍🏻 𠮷野家"
+        assert msg.candidates and msg.candidates[0]["question"] == "退货运费谁承担？😀"
+        assert msg.created_at.tzinfo is not None and abs((msg.created_at - now).total_seconds()) < 1e-3
+        faq = db.get(Faq, "faq-emoji")
+        assert faq is not None and faq.answer == "可以😄" and faq.similar[0].question == "🎉"
+    engine.dispose()
+
+
+def test_seed_is_idempotent_and_writes_ignore_duplicates(mysql_db: str) -> None:
+    engine = make_engine(mysql_url(mysql_db))
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as db:
+        first = seed_demo(db, REPO_ROOT / "data" / "demo")
+    with factory() as db:
+        second = seed_demo(db, REPO_ROOT / "data" / "demo")
+    assert first["faqs"] > 100 and first["orders"] > 0 and first["templates"] > 10
+    assert second == {"faqs": 0, "templates": 0, "orders": 0}
+    now = datetime.now(UTC).isoformat()
+    recs = [
+        {
+            "kind": "message",
+            "id": f"m_{i}",
+            "session_id": "s_1",
+            "visitor_id": "v_1",
+            "session_started_at": now,
+            "role": "user",
+            "text": f"第{i}条",
+            "created_at": now,
+        }
+        for i in range(5)
+    ]
+    for _ in range(3):  # a batch replayed after a crash between commit and ack
+        with factory() as db, db.begin():
+            write_records(db, recs)
+    with factory() as db:
+        assert db.scalar(select(text("count(*)")).select_from(Message)) == 5
+        assert db.scalar(select(text("count(*)")).select_from(ChatSession)) == 1
+    engine.dispose()

@@ -1,0 +1,107 @@
+"""ONE contract suite for every SessionStore: in-process and Redis (the real server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from api.dialog.state import Phase
+from api.errors import SessionNotFound
+from api.sessions import (
+    InMemorySessionStore,
+    RedisSessionStore,
+    SessionStore,
+    Turn,
+    load_authorized,
+    new_session,
+)
+
+pytestmark = pytest.mark.integration
+TTL = 2
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(
+    request: pytest.FixtureRequest, redis_client: tuple[Redis, str]
+) -> AsyncIterator[SessionStore]:
+    if request.param == "memory":
+        yield InMemorySessionStore(ttl_s=TTL)
+    else:
+        client, prefix = redis_client
+        yield RedisSessionStore(client, prefix=prefix, ttl_s=TTL, lock_timeout_s=2)
+
+
+async def test_create_get_roundtrip(store: SessionStore) -> None:
+    s, token = new_session(user_id="u-1")
+    s.dialog.phase = Phase.AWAIT_ORDER_ID
+    s.dialog.slots = {"order_id": "2024112300123"}
+    await store.create(s)
+    got = await store.get(s.id)
+    assert got is not None and got.id == s.id and got.user_id == "u-1"
+    assert got.dialog.phase is Phase.AWAIT_ORDER_ID and got.dialog.slots == {"order_id": "2024112300123"}
+    assert got.token_matches(token) and not got.token_matches(token + "x") and not got.token_matches(None)
+    assert token not in got.model_dump_json()  # only the hash is stored
+
+
+async def test_unknown_and_wrong_token_are_not_found(store: SessionStore) -> None:
+    s, token = new_session()
+    await store.create(s)
+    assert await store.get("s_nope") is None
+    with pytest.raises(SessionNotFound):
+        await load_authorized(store, s.id, "wrong")
+    with pytest.raises(SessionNotFound):
+        await load_authorized(store, "s_nope", token)
+    assert (await load_authorized(store, s.id, token)).id == s.id
+
+
+async def test_ids_and_tokens_are_random_and_long() -> None:
+    pairs = [new_session() for _ in range(200)]
+    assert len({s.id for s, _ in pairs}) == 200 and len({t for _, t in pairs}) == 200
+    assert all(len(t) >= 43 for _, t in pairs)  # >= 256 bits url-safe
+
+
+async def test_ttl_expires_and_reads_slide_it(store: SessionStore) -> None:
+    s, _ = new_session()
+    await store.create(s)
+    for _ in range(3):  # 3 x 0.9 s > TTL, but every read slides the expiry
+        await asyncio.sleep(0.9)
+        assert await store.get(s.id) is not None
+    await asyncio.sleep(TTL + 0.3)
+    assert await store.get(s.id) is None
+
+
+async def test_history_keeps_last_n_turns(store: SessionStore) -> None:
+    s, _ = new_session()
+    for i in range(15):
+        s.add_turn(Turn(role="user" if i % 2 == 0 else "bot", text=f"t{i}"), keep=10)
+    await store.create(s)
+    got = await store.get(s.id)
+    assert got is not None and [t.text for t in got.turns] == [f"t{i}" for i in range(5, 15)]
+
+
+async def test_lock_serializes_read_modify_write(store: SessionStore) -> None:
+    s, _ = new_session()
+    await store.create(s)
+
+    async def bump() -> None:
+        async with store.lock(s.id):
+            cur = await store.get(s.id)
+            assert cur is not None
+            await asyncio.sleep(0.005)  # widen the race window
+            cur.dialog.misses += 1
+            await store.save(cur)
+
+    await asyncio.gather(*(bump() for _ in range(20)))
+    final = await store.get(s.id)
+    assert final is not None and final.dialog.misses == 20
+
+
+async def test_delete(store: SessionStore) -> None:
+    s, _ = new_session()
+    await store.create(s)
+    await store.delete(s.id)
+    assert await store.get(s.id) is None
+    assert await store.ping()

@@ -1,0 +1,93 @@
+"""Two API instances sharing MariaDB + Redis: a visitor on one, an agent on the other."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
+from api_fakes import FakeNlu
+from api_live_services import mysql_url
+from redis.asyncio import Redis
+
+from api.bootstrap import ensure_admin, migrate_and_seed
+from api.db.engine import make_engine, make_session_factory
+from api.main import create_app
+from api.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def test_handoff_across_instances(mysql_db: str, redis_client: tuple[Redis, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, prefix = redis_client
+    settings = Settings(
+        env="test",
+        secret_key="integration-secret-key-0123456789abcdef",
+        data_dir=tmp_path,
+        database_url=mysql_url(mysql_db),
+        redis_url="redis://127.0.0.1:6379/0",
+        redis_prefix=prefix,
+        serving_url="http://serving.test",
+        widget_dist=tmp_path / "none",
+        console_dist=tmp_path / "none",
+    )
+    engine = make_engine(mysql_url(mysql_db))
+    factory = make_session_factory(engine)
+    migrate_and_seed(engine, factory, settings)
+    ensure_admin(factory, "agent-b", "agent-b-password", role="agent")
+    fake = FakeNlu()
+    app_a = create_app(settings, serving_transport=httpx.ASGITransport(app=fake))
+    app_b = create_app(settings, serving_transport=httpx.ASGITransport(app=fake))
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(app_a.router.lifespan_context(app_a))
+        await stack.enter_async_context(app_b.router.lifespan_context(app_b))
+        a = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a")
+        )
+        b = await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b")
+        )
+
+        first = (await a.post("/api/v1/chat", json={"message": "我要投诉，东西坏了三次了"})).json()
+        sid, tok = first["session_id"], first["session_token"]
+        # the session lives in Redis: instance B serves the same visitor
+        on_b = await b.post(
+            "/api/v1/chat", json={"message": "转人工", "session_id": sid}, headers={"X-Session-Token": tok}
+        )
+        assert on_b.json()["handoff"] == {"status": "waiting"}
+
+        login = await b.post(
+            "/api/v1/admin/auth/login", json={"username": "agent-b", "password": "agent-b-password"}
+        )
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        agent_events: list[dict] = []
+
+        async def listen(ready: asyncio.Event) -> None:
+            async with app_b.state.services.events.subscribe("agents") as sub:
+                ready.set()
+                async for ev in sub:
+                    agent_events.append(ev)
+                    if ev["event"] == "message":
+                        return
+
+        ready = asyncio.Event()
+        task = asyncio.create_task(listen(ready))
+        await ready.wait()
+        await asyncio.sleep(0.05)
+        tickets = (await b.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+        ticket = next(t["ticket_id"] for t in tickets if t["session_id"] == sid)
+        assert (await b.post(f"/api/v1/admin/handoffs/{ticket}/take", headers=bearer)).status_code == 200
+        # visitor talks to instance A; the agent listening on instance B gets it through Redis pub/sub
+        r = await a.post(
+            "/api/v1/chat",
+            json={"message": "我的耳机坏了😭", "session_id": sid},
+            headers={"X-Session-Token": tok},
+        )
+        assert r.json()["reply"]["type"] == "agent_pending"
+        await asyncio.wait_for(task, 3)
+        msg = next(e for e in agent_events if e["event"] == "message")
+        assert msg["data"]["text"] == "我的耳机坏了😭" and msg["data"]["ticket_id"] == ticket
+        hist = await a.get(f"/api/v1/sessions/{sid}/history", headers={"X-Session-Token": tok})
+        assert hist.json()["handoff"]["status"] == "active"
+    engine.dispose()

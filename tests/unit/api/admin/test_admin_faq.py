@@ -1,0 +1,160 @@
+"""FAQ CRUD, search, categories, KB revision, and the role checks of every console endpoint."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from api.db.models import AuditLog
+
+FAQ = "/api/v1/admin/faqs"
+
+ADMIN_ONLY = [
+    ("GET", FAQ),
+    ("POST", FAQ),
+    ("GET", f"{FAQ}/categories"),
+    ("GET", f"{FAQ}/export"),
+    ("POST", f"{FAQ}/import"),
+    ("GET", f"{FAQ}/faq-001"),
+    ("PUT", f"{FAQ}/faq-001"),
+    ("DELETE", f"{FAQ}/faq-001"),
+    ("POST", "/api/v1/admin/index/publish"),
+    ("GET", "/api/v1/admin/index"),
+    ("POST", "/api/v1/admin/index/v1/activate"),
+    ("GET", "/api/v1/admin/templates"),
+    ("PUT", "/api/v1/admin/templates/dialog:clarify"),
+    ("GET", "/api/v1/admin/unanswered"),
+    ("POST", "/api/v1/admin/unanswered/abc/accept"),
+    ("GET", "/api/v1/admin/analytics"),
+]
+AGENT_ALLOWED = [
+    ("POST", "/api/v1/admin/playground"),
+    ("GET", "/api/v1/admin/conversations"),
+    ("GET", "/api/v1/admin/conversations/s_x"),
+]
+
+
+async def test_anonymous_is_401_and_agent_is_403_on_admin_endpoints(console) -> None:  # type: ignore[no-untyped-def]
+    for method, path in ADMIN_ONLY + AGENT_ALLOWED:
+        resp = await console.client.request(method, path)
+        assert resp.status_code == 401, (method, path)
+        assert resp.json()["error"]["code"] == "UNAUTHORIZED"
+        forged = await console.client.request(
+            method, path, headers={"Authorization": "Bearer v1.forged.token"}
+        )
+        assert forged.status_code == 401, (method, path)
+    for method, path in ADMIN_ONLY:
+        resp = await console.client.request(method, path, headers=console.agent)
+        assert resp.status_code == 403, (method, path)
+        assert resp.json()["error"]["code"] == "FORBIDDEN"
+
+
+async def test_agent_may_search_conversations(console) -> None:  # type: ignore[no-untyped-def]
+    resp = await console.client.get("/api/v1/admin/conversations", headers=console.agent)
+    assert resp.status_code == 200
+    assert resp.json() == {"items": [], "total": 0}
+
+
+async def test_list_search_and_paginate_seeded_faqs(console) -> None:  # type: ignore[no-untyped-def]
+    c, h = console.client, console.admin
+    page = (await c.get(FAQ, params={"page_size": 5}, headers=h)).json()
+    assert page["total"] >= 100 and len(page["items"]) == 5
+    assert {"id", "question", "answer", "category", "similar", "enabled", "updated_at", "version"} <= set(
+        page["items"][0]
+    )
+    second = (await c.get(FAQ, params={"page_size": 5, "page": 2}, headers=h)).json()
+    assert not {i["id"] for i in page["items"]} & {i["id"] for i in second["items"]}
+
+    # q matches the question, a similar question, or the answer
+    by_question = (await c.get(FAQ, params={"q": "七天无理由退货支持不"}, headers=h)).json()
+    assert [i["id"] for i in by_question["items"]] == ["faq-001"]  # matched via a similar question
+    by_answer = (await c.get(FAQ, params={"q": "仓库签收验货后48小时内"}, headers=h)).json()
+    assert "faq-002" in [i["id"] for i in by_answer["items"]]
+    none = (await c.get(FAQ, params={"q": "%_%"}, headers=h)).json()  # LIKE wildcards are escaped
+    assert none["total"] == 0
+
+    cats = (await c.get(f"{FAQ}/categories", headers=h)).json()["items"]
+    refund = next(x for x in cats if x["name"] == "退换货")
+    in_cat = (await c.get(FAQ, params={"category": "退换货", "page_size": 100}, headers=h)).json()
+    assert in_cat["total"] == refund["count"] > 0
+    assert all(i["category"] == "退换货" for i in in_cat["items"])
+
+
+async def test_list_bounds(console) -> None:  # type: ignore[no-untyped-def]
+    for params in ({"page_size": 101}, {"page": 0}, {"q": "x" * 101}):
+        resp = await console.client.get(FAQ, params=params, headers=console.admin)
+        assert resp.status_code == 422, params
+        assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_create_update_delete_bumps_versions_and_audits(console) -> None:  # type: ignore[no-untyped-def]
+    c, h = console.client, console.admin
+    rev0 = (await c.get(FAQ, headers=h)).json()["kb_revision"]
+    body = {
+        "question": "  可以开电子发票吗？ ",
+        "answer": "可以，在订单详情申请。",
+        "category": "发票X",
+        "similar": ["能开电子票吗", " 能开电子票吗", "可以开电子发票吗？"],
+    }
+    created = await c.post(FAQ, json=body, headers=h)
+    assert created.status_code == 201, created.text
+    faq = created.json()
+    assert faq["question"] == "可以开电子发票吗？"
+    assert faq["similar"] == ["能开电子票吗"]  # de-duplicated, the standard question dropped
+    assert faq["version"] == 1 and faq["category"] == "发票X"
+    rev1 = (await c.get(FAQ, headers=h)).json()["kb_revision"]
+    assert rev1 == rev0 + 1
+
+    # the chat path sees the new answer at once (catalog reloaded)
+    assert console.services.catalog.answer_for(faq["id"]) == "可以，在订单详情申请。"
+
+    # same question after normalization (full-width ？ and traditional characters) -> 409
+    dup = await c.post(FAQ, json={**body, "question": "可以開電子發票嗎?"}, headers=h)
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "FAQ_DUPLICATE"
+
+    upd = await c.put(
+        f"{FAQ}/{faq['id']}", json={"answer": "可以，开票入口在订单详情页。", "version": 1}, headers=h
+    )
+    assert upd.status_code == 200, upd.text
+    assert upd.json()["version"] == 2 and upd.json()["question"] == "可以开电子发票吗？"
+    assert upd.json()["similar"] == ["能开电子票吗"]  # untouched fields keep their value
+    stale = await c.put(f"{FAQ}/{faq['id']}", json={"answer": "x", "version": 1}, headers=h)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "CONFLICT"
+    disabled = await c.put(f"{FAQ}/{faq['id']}", json={"enabled": False}, headers=h)
+    assert disabled.json()["enabled"] is False
+    assert console.services.catalog.answer_for(faq["id"]) is None
+
+    assert (await c.get(f"{FAQ}/{faq['id']}", headers=h)).json()["version"] == 3
+    assert (await c.delete(f"{FAQ}/{faq['id']}", headers=h)).status_code == 204
+    assert (await c.get(f"{FAQ}/{faq['id']}", headers=h)).status_code == 404
+    assert (await c.delete(f"{FAQ}/{faq['id']}", headers=h)).status_code == 404
+    assert (await c.get(FAQ, headers=h)).json()["kb_revision"] == rev1 + 3
+
+    with console.services.session_factory() as db:
+        actions = [
+            a
+            for (a,) in db.execute(
+                select(AuditLog.action).where(AuditLog.target == faq["id"]).order_by(AuditLog.id)
+            )
+        ]
+        actors = set(db.scalars(select(AuditLog.actor).where(AuditLog.target == faq["id"])))
+    assert actions == ["faq.create", "faq.update", "faq.update", "faq.delete"]
+    assert actors == {"root"}
+
+
+BAD_BODIES = [
+    {"question": "", "answer": "a"},
+    {"question": "   ", "answer": "a"},
+    {"question": "q", "answer": "   "},
+    {"question": "q" * 201, "answer": "a"},
+    {"question": "q", "answer": "a" * 5001},
+    {"question": "q", "answer": "a", "similar": [f"相似{i}" for i in range(101)]},
+    {"question": "q", "answer": "a", "category": "c" * 65},
+]
+
+
+async def test_create_rejects_bad_input(console) -> None:  # type: ignore[no-untyped-def]
+    for body in BAD_BODIES:
+        resp = await console.client.post(FAQ, json=body, headers=console.admin)
+        assert resp.status_code == 422, body
+        assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
+        assert "q" * 50 not in resp.text  # input never echoed

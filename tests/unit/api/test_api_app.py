@@ -1,0 +1,433 @@
+"""App factory, errors, headers, limits and the visitor chat flow (SQLite + in-process stores + FakeNlu)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from api_fakes import FakeNlu
+from sqlalchemy import func, select
+
+from api.db.models import Message
+from api.settings import Settings
+
+
+async def chat(client, message, session=None):  # type: ignore[no-untyped-def]
+    headers = {}
+    body = {"message": message, "session_id": None}
+    if session:
+        body["session_id"] = session[0]
+        headers["X-Session-Token"] = session[1]
+    return await client.post("/api/v1/chat", json=body, headers=headers)
+
+
+async def start(client, message="你好"):  # type: ignore[no-untyped-def]
+    r = await chat(client, message)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    return (data["session_id"], data["session_token"]), data
+
+
+async def test_health_ready_metrics(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] is True and ready.json()["checks"]["serving"] is True
+    await start(client)
+    metrics = (await client.get("/metrics")).text
+    assert 'xiaoke_api_chat_replies_total{reply_type="template"} 1.0' in metrics
+    assert "xiaoke_api_http_requests_total" in metrics
+
+
+async def test_security_headers_and_request_id(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    bad = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith junk"})
+    assert bad.headers["x-request-id"] != "bad id\twith junk" and len(bad.headers["x-request-id"]) == 16
+
+
+async def test_cors_allowlist(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    pre = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type,x-session-token",
+    }
+    ok = await client.options("/api/v1/chat", headers={"Origin": "https://shop.example.com", **pre})
+    assert ok.headers.get("access-control-allow-origin") == "https://shop.example.com"
+    denied = await client.options("/api/v1/chat", headers={"Origin": "https://evil.example", **pre})
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_chat_creates_session_and_answers(app_client, fake_nlu: FakeNlu) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    sess, data = await start(client, "满多少包邮啊")
+    assert data["reply"]["type"] == "answer" and data["reply"]["faq_id"] == "faq-025"
+    assert data["intent"] == "logistics" and data["confidence"] > 0.5
+    assert len(sess[1]) >= 40  # 256-bit token, url-safe
+    # request id reached the inference server
+    r = await client.post(
+        "/api/v1/chat",
+        json={"message": "你好", "session_id": sess[0]},
+        headers={"X-Session-Token": sess[1], "X-Request-ID": "rid-42"},
+    )
+    assert r.status_code == 200 and r.json()["session_token"] is None
+    assert fake_nlu.requests[-1]["headers"]["x-request-id"] == "rid-42"
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [("   ", "MESSAGE_EMPTY"), ("", "MESSAGE_EMPTY"), ("好" * 1001, "MESSAGE_TOO_LONG")],
+)
+async def test_message_bounds(app_client, message: str, code: str) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    r = await chat(client, message)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == code and " / " in err["message"] and err["request_id"]
+
+
+async def test_message_of_exactly_1000_chars_after_trim_is_accepted(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    r = await chat(client, "  " + "好" * 1000 + "  ")
+    assert r.status_code == 200
+
+
+async def test_body_size_limit(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    r = await client.post(
+        "/api/v1/chat",
+        content=b'{"message": "' + b"a" * 70_000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_validation_error_shape_never_echoes_input(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    r = await client.post("/api/v1/chat", json={"nope": "<script>secret</script>"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "VALIDATION_ERROR" and "secret" not in r.text
+    r = await client.get("/no/such/path")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_wrong_or_missing_token_is_404(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    sess, _ = await start(client)
+    flipped = sess[1][:-1] + ("A" if sess[1][-1] != "A" else "B")
+    for headers in ({}, {"X-Session-Token": "x" * 43}, {"X-Session-Token": flipped}):
+        r = await client.get(f"/api/v1/sessions/{sess[0]}/history", headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "SESSION_NOT_FOUND"
+        r = await client.post("/api/v1/chat", json={"message": "hi", "session_id": sess[0]}, headers=headers)
+        assert r.status_code == 404
+    r = await client.get("/api/v1/sessions/s_doesnotexist/history", headers={"X-Session-Token": sess[1]})
+    assert r.status_code == 404
+
+
+async def test_history_is_persisted_and_pii_masked(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    sess, _ = await start(client, "我的手机号是13812345678")
+    await chat(client, "满多少包邮啊", sess)
+    services = app.state.services
+    await services.writer.flush()
+    with services.session_factory() as db:
+        assert db.scalar(select(func.count()).select_from(Message)) == 4
+        texts = list(db.scalars(select(Message.text)))
+    assert "13812345678" not in "".join(texts) and any("138****5678" in t for t in texts)
+    r = await client.get(f"/api/v1/sessions/{sess[0]}/history", headers={"X-Session-Token": sess[1]})
+    body = r.json()
+    assert body["handoff"]["status"] == "none"
+    assert [m["role"] for m in body["messages"]] == ["user", "bot", "user", "bot"]
+    assert body["messages"][3]["reply_type"] == "answer" and body["messages"][3]["faq_id"] == "faq-025"
+
+
+async def test_serving_down_degrades_within_a_second(app_client, fake_nlu: FakeNlu) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    sess, _ = await start(client)
+    fake_nlu.delay_s = 5.0  # hangs far longer than the budget
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    r = await chat(client, "满多少包邮啊", sess)
+    elapsed = loop.time() - t0
+    assert r.status_code == 200 and r.json()["reply"]["type"] == "degraded"
+    assert "转人工" in r.json()["reply"]["quick_replies"]
+    assert elapsed < 1.0
+    fake_nlu.delay_s = 0.0
+    fake_nlu.fail_with = 500
+    r = await chat(client, "满多少包邮啊", sess)
+    assert r.status_code == 200 and r.json()["reply"]["type"] == "degraded"
+
+
+async def test_handoff_flow_end_to_end(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    from api.bootstrap import ensure_admin
+
+    ensure_admin(app.state.services.session_factory, "agent1", "agent-password-1", role="agent")
+    login = await client.post(
+        "/api/v1/admin/auth/login", json={"username": "agent1", "password": "agent-password-1"}
+    )
+    assert login.status_code == 200, login.text
+    bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    sess, _ = await start(client, "你好")
+    r = await chat(client, "转人工", sess)
+    assert r.json()["reply"]["type"] == "handoff" and r.json()["intent"] == "human_agent"
+    assert r.json()["handoff"] == {"status": "waiting"}
+    tickets = (await client.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+    ticket = next(t for t in tickets if t["session_id"] == sess[0])
+    assert ticket["last_message"] == "转人工"
+
+    # the bot stays silent while waiting / active
+    r = await chat(client, "有人吗", sess)
+    assert r.json()["reply"] == {
+        "type": "agent_pending",
+        "text": "",
+        "suggestions": [],
+        "faq_id": None,
+        "quick_replies": [],
+    }
+
+    assert (
+        await client.post(f"/api/v1/admin/handoffs/{ticket['ticket_id']}/take", headers=bearer)
+    ).status_code == 200
+    hist = (
+        await client.get(f"/api/v1/sessions/{sess[0]}/history", headers={"X-Session-Token": sess[1]})
+    ).json()
+    assert hist["handoff"]["status"] == "active"
+    m = await client.post(
+        f"/api/v1/admin/handoffs/{ticket['ticket_id']}/messages",
+        json={"text": "您好，我是客服小王"},
+        headers=bearer,
+    )
+    assert m.status_code == 200
+    r = await chat(client, "我的快递丢了", sess)
+    assert r.json()["reply"]["type"] == "agent_pending" and r.json()["handoff"] == {"status": "active"}
+
+    rel = await client.post(f"/api/v1/admin/handoffs/{ticket['ticket_id']}/release", headers=bearer)
+    assert rel.status_code == 200 and rel.json()["status"] == "closed"
+    r = await chat(client, "满多少包邮啊", sess)
+    assert r.json()["reply"]["type"] == "answer"  # the bot is back
+    hist = (
+        await client.get(f"/api/v1/sessions/{sess[0]}/history", headers={"X-Session-Token": sess[1]})
+    ).json()
+    roles = [m["role"] for m in hist["messages"]]
+    assert "agent" in roles and hist["handoff"]["status"] == "none"
+    # a second take of a closed ticket is a state error, not a 500
+    again = await client.post(f"/api/v1/admin/handoffs/{ticket['ticket_id']}/take", headers=bearer)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "HANDOFF_STATE"
+
+
+async def test_handoff_button_and_feedback_and_rating(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    sess, data = await start(client, "满多少包邮啊")
+    tok = {"X-Session-Token": sess[1]}
+    fb = await client.post(
+        "/api/v1/feedback",
+        json={"message_id": data["message_id"], "rating": "up", "session_id": sess[0]},
+        headers=tok,
+    )
+    assert fb.status_code == 204
+    bad = await client.post(
+        "/api/v1/feedback",
+        json={"message_id": data["message_id"], "rating": 9, "session_id": sess[0]},
+        headers=tok,
+    )
+    assert bad.status_code == 422
+    rt = await client.post(
+        f"/api/v1/sessions/{sess[0]}/rating", json={"rating": 5, "comment": "很好"}, headers=tok
+    )
+    assert rt.status_code == 204
+    h = await client.post(f"/api/v1/sessions/{sess[0]}/handoff", headers=tok)
+    assert h.status_code == 200 and h.json()["status"] == "waiting" and h.json()["ticket_id"].startswith("t_")
+    h2 = await client.post(f"/api/v1/sessions/{sess[0]}/handoff", headers=tok)
+    assert h2.json()["ticket_id"] == h.json()["ticket_id"]  # idempotent
+    services = app.state.services
+    await services.writer.flush()
+    from api.db.models import ChatSession, Feedback
+
+    with services.session_factory() as db:
+        assert db.scalar(select(Feedback.rating)) == "up"
+        assert db.get(ChatSession, sess[0]).rating == 5
+
+
+async def test_session_events_stream_receives_agent_messages(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    sess, _ = await start(client, "转人工")
+    services = app.state.services
+    received: list[dict] = []
+
+    async def listen() -> None:
+        async with services.events.subscribe(f"session:{sess[0]}") as sub:
+            async for ev in sub:
+                received.append(ev)
+                if ev["event"] == "message":
+                    return
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0.01)
+    from api.bootstrap import ensure_admin
+
+    ensure_admin(services.session_factory, "agent2", "agent-password-2", role="agent")
+    tok = (
+        await client.post(
+            "/api/v1/admin/auth/login", json={"username": "agent2", "password": "agent-password-2"}
+        )
+    ).json()
+    bearer = {"Authorization": f"Bearer {tok['access_token']}"}
+    ticket = (await client.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"][0][
+        "ticket_id"
+    ]
+    await client.post(f"/api/v1/admin/handoffs/{ticket}/take", headers=bearer)
+    await client.post(f"/api/v1/admin/handoffs/{ticket}/messages", json={"text": "您好"}, headers=bearer)
+    await asyncio.wait_for(task, 2)
+    assert [e["event"] for e in received] == ["handoff", "message"]
+    assert received[1]["data"]["role"] == "agent" and received[1]["data"]["text"] == "您好"
+
+
+async def test_rate_limit_returns_429_with_retry_after(app_settings, fake_nlu) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from api.main import create_app
+
+    settings = app_settings.model_copy(update={"rate_session_burst": 2, "rate_session_per_min": 6})
+    app = create_app(settings, serving_transport=httpx.ASGITransport(app=fake_nlu))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            sess, _ = await start(client)
+            codes = [(await chat(client, "你好", sess)).status_code for _ in range(3)]
+            assert codes[:2] == [200, 200] and codes[2] == 429
+            r = await chat(client, "你好", sess)
+            assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+            assert r.json()["error"]["code"] == "RATE_LIMITED"
+
+
+def test_settings_refuse_default_secret_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("API_ENV", "production")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+    monkeypatch.setenv("API_SECRET_KEY", "short")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+    monkeypatch.setenv("API_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("API_CORS_ORIGINS", "https://a.example, https://b.example")
+    s = Settings(_env_file=None)
+    assert s.cors_origins == ["https://a.example", "https://b.example"]
+    assert "k" * 40 not in repr(s)  # SecretStr
+
+
+def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    for k in ("API_ENV", "API_DATABASE_URL", "API_REDIS_URL", "API_SERVING_URL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("XIAOKE_DATA_DIR", str(tmp_path))
+    s = Settings(_env_file=None)
+    assert s.database_dsn == f"sqlite:///{tmp_path}/xiaoke.db"
+    assert s.embedded and s.serving_url == "http://127.0.0.1:8001"
+
+
+async def test_complaint_offers_a_human_without_opening_a_ticket(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    sess, data = await start(client, "你们什么破服务！东西坏了三次了，客服还一直踢皮球，我要投诉！")
+    assert data["reply"]["type"] == "handoff" and data["reply"]["quick_replies"] == ["转人工"]
+    assert data["handoff"] == {"status": "none"}
+    r = (await chat(client, "行，给我找个真人", sess)).json()
+    assert r["reply"]["type"] == "handoff" and r["handoff"] == {"status": "waiting"}
+
+
+async def test_order_lookup_uses_the_seeded_demo_table(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    sess, data = await start(client, "我的订单到哪了")
+    assert data["reply"]["type"] == "slot_prompt"
+    r = (await chat(client, "2024112300123", sess)).json()
+    assert r["reply"]["type"] == "answer" and "SF1428373612045" in r["reply"]["text"]
+    assert "2024-11-26 21:32" in r["reply"]["text"]  # shown in China time, as the shop recorded it
+
+
+async def test_overload_is_refused_at_the_edge(app_client, fake_nlu: FakeNlu) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    services = app.state.services
+    services.settings = services.settings.model_copy(update={"chat_max_inflight": 2})
+    fake_nlu.delay_s = 0.3
+    results = await asyncio.gather(*(chat(client, "满多少包邮啊") for _ in range(4)))
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 200, 503, 503]
+    refused = next(r for r in results if r.status_code == 503)
+    assert refused.json()["error"]["code"] == "OVERLOADED" and refused.headers["retry-after"] == "1"
+    assert services.chat_inflight == 0
+
+
+async def test_openapi_document_and_timing_header(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for p in (
+        "/api/v1/chat",
+        "/api/v1/sessions/{session_id}/history",
+        "/api/v1/admin/auth/login",
+        "/api/v1/admin/handoffs",
+    ):
+        assert p in paths
+    assert float(r.headers["x-process-time-ms"]) >= 0
+
+
+async def test_unhandled_errors_are_a_generic_500_without_details(app_client) -> None:  # type: ignore[no-untyped-def]
+    from api.routes.public import get_chat_service
+
+    app, _ = app_client
+
+    def broken() -> None:
+        raise RuntimeError("db password is hunter2")
+
+    app.dependency_overrides[get_chat_service] = broken
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        r = await client.post("/api/v1/chat", json={"message": "你好"}, headers={"X-Request-ID": "rid-500"})
+    app.dependency_overrides.clear()
+    assert r.status_code == 500
+    assert r.json() == {
+        "error": {
+            "code": "INTERNAL_ERROR",
+            "message": "服务器内部错误 / Internal server error",
+            "request_id": "rid-500",
+        }
+    }
+    assert "hunter2" not in r.text and "Traceback" not in r.text
+
+
+async def test_feedback_checks_message_ownership(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    a, da = await start(client, "满多少包邮啊")
+    b, db_ = await start(client, "退货怎么退")
+    await app.state.services.writer.flush()
+    # without session_id: the message is found in the database, then the token is checked
+    ok = await client.post(
+        "/api/v1/feedback",
+        json={"message_id": da["message_id"], "rating": "down"},
+        headers={"X-Session-Token": a[1]},
+    )
+    assert ok.status_code == 204
+    wrong_token = await client.post(
+        "/api/v1/feedback",
+        json={"message_id": da["message_id"], "rating": "up"},
+        headers={"X-Session-Token": b[1]},
+    )
+    assert wrong_token.status_code == 404
+    # B's token with B's session id cannot rate A's message
+    foreign = await client.post(
+        "/api/v1/feedback",
+        json={"message_id": da["message_id"], "rating": 1, "session_id": b[0]},
+        headers={"X-Session-Token": b[1]},
+    )
+    assert foreign.status_code == 404
+    unknown = await client.post(
+        "/api/v1/feedback", json={"message_id": "m_nope", "rating": "up"}, headers={"X-Session-Token": a[1]}
+    )
+    assert unknown.status_code == 404

@@ -1,0 +1,142 @@
+"""The dialog manager, turn by turn, against data/demo/dialogs.jsonl (with the FakeNlu inference server)."""
+
+from __future__ import annotations
+
+import pytest
+from api_fakes import FakeNlu, load_dialogs
+
+from api.dialog.manager import DialogManager
+from api.dialog.state import DialogState, Phase, ReplyType
+
+DIALOGS = load_dialogs()
+
+
+@pytest.mark.parametrize("case", DIALOGS, ids=[d["name"] for d in DIALOGS])
+async def test_demo_dialog(dialog: DialogManager, case: dict) -> None:
+    state = DialogState()
+    for i, turn in enumerate(case["turns"]):
+        result = await dialog.handle(state, turn["user"])
+        expect = turn["expect"]
+        where = f"{case['name']} turn {i} {turn['user']!r}: got {result.reply.type} / {result.intent}"
+        assert result.reply.type.value == expect["reply_type"], where
+        assert result.intent == expect["intent"], where
+        if "slot" in expect:
+            assert result.slot == expect["slot"], where
+            assert expect["slot"]["order_id"] in result.reply.text, where
+        assert result.reply.type is ReplyType.AGENT_PENDING or result.reply.text, where
+        state = result.state
+
+
+async def test_answer_text_comes_from_the_faq(dialog: DialogManager) -> None:
+    r = await dialog.handle(DialogState(), "满多少包邮啊")
+    assert r.reply.type is ReplyType.ANSWER and r.reply.faq_id == "faq-025"
+    assert "包邮" in r.reply.text or "运费" in r.reply.text
+
+
+async def test_suggest_offers_at_most_three_distinct_questions(dialog: DialogManager) -> None:
+    r = await dialog.handle(DialogState(), "优惠")
+    assert r.reply.type is ReplyType.SUGGEST
+    assert 1 <= len(r.reply.suggestions) <= 3
+    assert len(set(r.reply.suggestions)) == len(r.reply.suggestions)
+
+
+async def test_second_miss_offers_human_and_yes_hands_off(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "那个东西")).state
+    r2 = await dialog.handle(s, "就是那个")
+    assert r2.reply.type is ReplyType.CLARIFY and r2.reply.quick_replies == ["转人工"]
+    r3 = await dialog.handle(r2.state, "好的")
+    assert r3.handoff_requested and r3.reply.type is ReplyType.HANDOFF
+    assert r3.state.phase is Phase.AGENT
+
+
+async def test_first_miss_does_not_offer_human(dialog: DialogManager) -> None:
+    r = await dialog.handle(DialogState(), "那个东西")
+    assert r.reply.type is ReplyType.CLARIFY and r.reply.quick_replies == []
+    assert r.state.misses == 1
+
+
+async def test_answer_resets_miss_counter(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "那个东西")).state
+    assert s.misses == 1
+    s = (await dialog.handle(s, "满多少包邮啊")).state
+    assert s.misses == 0 and s.last_question
+
+
+async def test_short_follow_up_uses_previous_question(dialog: DialogManager, fake_nlu: FakeNlu) -> None:
+    s = (await dialog.handle(DialogState(), "你们配送时间一般多久")).state
+    r = await dialog.handle(s, "偏远地区呢")
+    assert r.reply.type is ReplyType.ANSWER and r.reply.faq_id == "faq-027"  # delivery time, not shipping fee
+    assert any(t.startswith("你们配送时间一般多久") for req in fake_nlu.requests for t in req["texts"])
+
+
+async def test_agent_phase_is_silent(dialog: DialogManager, fake_nlu: FakeNlu) -> None:
+    r = await dialog.handle(DialogState(phase=Phase.AGENT), "有人吗")
+    assert r.reply.type is ReplyType.AGENT_PENDING and r.reply.text == ""
+    assert fake_nlu.requests == []  # no inference while a human has the conversation
+
+
+async def test_slot_survives_unrelated_chatter_and_unknown_order(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    assert s.phase is Phase.AWAIT_ORDER_ID and s.task_intent == "order_status"
+    r = await dialog.handle(s, "2024000000000")  # well-formed but not in the shop
+    assert r.reply.type is ReplyType.SLOT_PROMPT and "2024000000000" in r.reply.text
+    assert r.state.phase is Phase.AWAIT_ORDER_ID
+    r = await dialog.handle(r.state, "2024112300123")
+    assert r.reply.type is ReplyType.ANSWER and "顺丰" in r.reply.text
+
+
+async def test_confident_topic_switch_abandons_the_slot(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "帮我查下订单")).state
+    r = await dialog.handle(s, "满多少包邮啊")
+    assert r.reply.type is ReplyType.ANSWER and r.intent == "logistics"
+    assert r.state.phase is Phase.IDLE and r.state.task_intent is None
+
+
+async def test_refund_for_non_refundable_order_explains(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "我要退款")).state
+    r = await dialog.handle(s, "2024102000999")
+    assert r.reply.type is ReplyType.ANSWER and "已取消" in r.reply.text
+
+
+async def test_serving_down_gives_degraded_reply_with_handoff_offer(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    fake_nlu.fail_with = 503
+    r = await dialog.handle(DialogState(), "满多少包邮啊")
+    assert r.reply.type is ReplyType.DEGRADED and r.reply.quick_replies == ["转人工"]
+    r2 = await dialog.handle(r.state, "好的")  # accepting the offer works without the model
+    assert r2.handoff_requested
+
+
+async def test_slot_filling_finishes_while_serving_is_down(dialog: DialogManager, fake_nlu: FakeNlu) -> None:
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    fake_nlu.fail_with = 500
+    r = await dialog.handle(s, "订单号 2024112300123")
+    assert r.reply.type is ReplyType.ANSWER and r.slot == {"order_id": "2024112300123"}
+
+
+async def test_goodbye_ends_and_next_message_starts_fresh(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "帮我查下订单")).state
+    s = (await dialog.handle(s, "拜拜")).state
+    assert s.phase is Phase.ENDED
+    r = await dialog.handle(s, "你好")
+    assert r.reply.type is ReplyType.TEMPLATE and r.state.phase is Phase.IDLE
+
+
+async def test_state_is_not_mutated(dialog: DialogManager) -> None:
+    s = DialogState()
+    await dialog.handle(s, "我的订单到哪了")
+    assert s == DialogState()
+
+
+async def test_cancel_leaves_slot_filling(dialog: DialogManager) -> None:
+    s = (await dialog.handle(DialogState(), "帮我查下订单")).state
+    r = await dialog.handle(s, "算了，不查了")
+    assert r.reply.type is ReplyType.TEMPLATE and r.state.phase is Phase.IDLE and r.state.task_intent is None
+
+
+async def test_bare_order_number_is_looked_up(dialog: DialogManager, orders) -> None:  # type: ignore[no-untyped-def]
+    r = await dialog.handle(DialogState(), "2024112300123")
+    assert (
+        r.reply.type is ReplyType.ANSWER and r.intent == "order_status" and orders.calls == ["2024112300123"]
+    )

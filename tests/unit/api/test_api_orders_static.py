@@ -1,0 +1,130 @@
+"""Order lookup implementations, order-number extraction, and serving the built frontend."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import httpx
+import pytest
+
+from api.dialog.orders import OrderLookupError, WebhookOrderLookup, extract_order_id
+
+
+@pytest.mark.parametrize(
+    ("text", "order_id"),
+    [
+        ("订单号是2024112300123", "2024112300123"),
+        ("請問訂單２０２４１０２０００９９９到哪了", "2024102000999"),
+        ("好的，是2024102000999", "2024102000999"),
+        ("123", None),
+        ("20241123001234", None),  # 14 digits: not an order number
+        ("13812345678", None),
+        ("订单号是abc123", None),
+    ],
+)
+def test_extract_order_id(text: str, order_id: str | None) -> None:
+    assert extract_order_id(text) == order_id
+
+
+async def test_webhook_lookup_signs_requests_and_maps_404() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        oid = request.url.params["order_id"]
+        if oid == "2024112300123":
+            return httpx.Response(
+                200, json={"order_id": oid, "status": "运输中", "items": ["耳机"], "refundable": True}
+            )
+        return httpx.Response(404)
+
+    lookup = WebhookOrderLookup(
+        "https://shop.example/orders", "hook-secret", transport=httpx.MockTransport(handler)
+    )
+    info = await lookup.lookup("2024112300123")
+    assert info is not None and info.status == "运输中" and info.items == ["耳机"]
+    assert await lookup.lookup("2024000000000") is None
+    req = seen[0]
+    ts = req.headers["x-xiaoke-timestamp"]
+    expected = hmac.new(b"hook-secret", f"{ts}.2024112300123".encode(), hashlib.sha256).hexdigest()
+    assert req.headers["x-xiaoke-signature"] == f"sha256={expected}"
+    await lookup.aclose()
+
+
+async def test_webhook_errors_are_not_reported_as_missing_orders() -> None:
+    lookup = WebhookOrderLookup(
+        "https://shop.example/orders", None, transport=httpx.MockTransport(lambda r: httpx.Response(502))
+    )
+    with pytest.raises(OrderLookupError):
+        await lookup.lookup("2024112300123")
+    bad = WebhookOrderLookup(
+        "https://shop.example/orders",
+        None,
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, text="<html>")),
+    )
+    with pytest.raises(OrderLookupError):
+        await bad.lookup("2024112300123")
+
+
+async def test_frontend_is_served_when_built(app_settings, fake_nlu, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from api.main import create_app
+
+    widget = tmp_path / "dist" / "widget"
+    console = tmp_path / "dist" / "console"
+    (console / "assets").mkdir(parents=True)
+    widget.mkdir(parents=True)
+    (widget / "index.html").write_text("<html>demo shop</html>", encoding="utf-8")
+    (widget / "widget.js").write_text("console.log('widget')", encoding="utf-8")
+    (console / "index.html").write_text("<html>console</html>", encoding="utf-8")
+    (console / "assets" / "app.js").write_text("app()", encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("nope", encoding="utf-8")
+    settings = app_settings.model_copy(update={"widget_dist": widget, "console_dist": console})
+    app = create_app(settings, serving_transport=httpx.ASGITransport(app=fake_nlu))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            assert "demo shop" in (await c.get("/")).text
+            assert (await c.get("/widget.js")).text == "console.log('widget')"
+            assert (await c.get("/admin")).text == "<html>console</html>"
+            assert (await c.get("/admin/faqs/12")).text == "<html>console</html>"  # SPA fallback
+            assert (await c.get("/admin/assets/app.js")).text == "app()"
+            assert "nope" not in (await c.get("/admin/..%2F..%2Fsecret.txt")).text
+            assert (await c.get("/healthz")).json() == {"status": "ok"}  # API routes still win
+            r = await c.post("/api/v1/chat", json={"message": "你好"})
+            assert r.status_code == 200 and json.loads(r.text)["reply"]["type"] == "template"
+
+
+async def test_missing_frontend_is_not_an_error(app_client) -> None:  # type: ignore[no-untyped-def]
+    _, client = app_client
+    assert (await client.get("/admin")).status_code == 404
+    assert (await client.get("/")).status_code == 404
+
+
+async def test_sse_stream_formats_events_and_stops_on_disconnect() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from api.events import InMemoryEventBus
+    from api.routes.public import sse_stream
+
+    bus = InMemoryEventBus()
+    disconnected = {"v": False}
+
+    class FakeRequest:
+        async def is_disconnected(self) -> bool:
+            return disconnected["v"]
+
+    services = SimpleNamespace(events=bus)
+    gen = sse_stream(services, "session:s1", FakeRequest())  # type: ignore[arg-type]
+    assert await gen.__anext__() == ": connected\n\n"
+    nxt = asyncio.ensure_future(gen.__anext__())
+    await asyncio.sleep(0.01)
+    await bus.publish("session:s1", {"event": "message", "data": {"role": "agent", "text": "您好"}})
+    chunk = await asyncio.wait_for(nxt, 1)
+    assert chunk == 'event: message\ndata: {"role": "agent", "text": "您好"}\n\n'
+    disconnected["v"] = True
+    await bus.publish("session:s1", {"event": "handoff", "data": {"status": "none"}})
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(gen.__anext__(), 1)
+    assert bus._subs == {}  # the subscription was released
