@@ -1,0 +1,70 @@
+/** Visitor-facing endpoints used by the embeddable widget. */
+import { createApiClient, streamSse, unwrap, type SseEvent } from './http'
+import type { ChatResponse, FeedbackRequest, HandoffResponse, HistoryResponse, RatingRequest } from './types'
+
+export interface SessionCredentials {
+  id: string
+  token: string
+}
+
+export class WidgetApi {
+  private readonly client
+  private readonly baseUrl: string
+  private readonly fetchImpl: typeof fetch
+
+  constructor(baseUrl: string, fetchImpl: typeof fetch = (...a) => globalThis.fetch(...a)) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '')
+    this.fetchImpl = fetchImpl
+    this.client = createApiClient({ baseUrl: this.baseUrl, fetch: fetchImpl })
+  }
+
+  private static auth(s: SessionCredentials | null): Record<string, string> {
+    return s ? { 'X-Session-Token': s.token } : {}
+  }
+
+  chat(message: string, session: SessionCredentials | null, userId: string | null = null): Promise<ChatResponse> {
+    return unwrap(
+      this.client.POST('/api/v1/chat', {
+        body: { message, session_id: session?.id ?? null, user_id: userId },
+        headers: WidgetApi.auth(session),
+      }),
+    )
+  }
+
+  history(session: SessionCredentials): Promise<HistoryResponse> {
+    return unwrap(
+      this.client.GET('/api/v1/sessions/{session_id}/history', {
+        params: { path: { session_id: session.id } },
+        headers: WidgetApi.auth(session),
+      }),
+    )
+  }
+
+  handoff(session: SessionCredentials): Promise<HandoffResponse> {
+    return unwrap(
+      this.client.POST('/api/v1/sessions/{session_id}/handoff', {
+        params: { path: { session_id: session.id } },
+        headers: WidgetApi.auth(session),
+      }),
+    )
+  }
+
+  async feedback(session: SessionCredentials, body: FeedbackRequest): Promise<void> {
+    await unwrap(this.client.POST('/api/v1/feedback', { body, headers: WidgetApi.auth(session) }))
+  }
+
+  async rate(session: SessionCredentials, body: RatingRequest): Promise<void> {
+    await unwrap(
+      this.client.POST('/api/v1/sessions/{session_id}/rating', {
+        params: { path: { session_id: session.id } },
+        body,
+        headers: WidgetApi.auth(session),
+      }),
+    )
+  }
+
+  events(session: SessionCredentials, onEvent: (e: SseEvent) => void, signal: AbortSignal): Promise<void> {
+    const url = `${this.baseUrl}/api/v1/sessions/${encodeURIComponent(session.id)}/events`
+    return streamSse(url, WidgetApi.auth(session), onEvent, signal, this.fetchImpl)
+  }
+}

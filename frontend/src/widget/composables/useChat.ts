@@ -1,0 +1,307 @@
+/**
+ * All widget behaviour: session restore, sending with retry/backoff, offline state, live agent messages over
+ * SSE, hand-off, feedback and rating. Components only render the store and call these actions.
+ */
+import { ApiError } from '@/api/http'
+import type { SseEvent } from '@/api/http'
+import type { EventHandoff, EventMessage, HistoryMessage, ReplyType } from '@/api/types'
+import type { SessionCredentials, WidgetApi } from '@/api/widget'
+import type { I18n } from '@/shared/i18n'
+import { pickBilingual } from '@/shared/i18n'
+import { backoffDelay, sleep as realSleep, withRetry } from '@/shared/retry'
+import { makeMessage, useChatStore, type ChatMessage } from '../store'
+import type { WidgetConfig } from '../context'
+
+const REPLY_TYPES: readonly string[] = ['answer', 'suggest', 'clarify', 'slot_prompt', 'template', 'fallback', 'handoff', 'degraded', 'agent_pending']
+const asReplyType = (v: string | null | undefined): ReplyType | null => (v && REPLY_TYPES.includes(v) ? (v as ReplyType) : null)
+
+export interface ChatDeps {
+  api: WidgetApi
+  i18n: I18n
+  config: WidgetConfig
+  storage?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null
+  sleep?: (ms: number) => Promise<void>
+  /** Retries for one chat turn (the first try not counted). */
+  retries?: number
+}
+
+function safeStorage(): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null {
+  try {
+    return globalThis.localStorage ?? null
+  } catch {
+    return null // storage disabled (privacy mode, sandboxed iframe)
+  }
+}
+
+export function useChat(deps: ChatDeps) {
+  const store = useChatStore()
+  const { api, i18n, config } = deps
+  const { t } = i18n
+  const storage = deps.storage === undefined ? safeStorage() : deps.storage
+  const sleep = deps.sleep ?? realSleep
+  const retryOpts = { retries: deps.retries ?? 3, baseMs: 600, maxMs: 8000, sleep }
+  let events: AbortController | null = null
+
+  // ---- session persistence -------------------------------------------------------------------------
+  function loadSession(): SessionCredentials | null {
+    try {
+      const raw = storage?.getItem(config.storageKey)
+      if (!raw) return null
+      const v = JSON.parse(raw) as Partial<SessionCredentials>
+      return typeof v.id === 'string' && typeof v.token === 'string' ? { id: v.id, token: v.token } : null
+    } catch {
+      return null
+    }
+  }
+  function saveSession(s: SessionCredentials | null) {
+    try {
+      if (s) storage?.setItem(config.storageKey, JSON.stringify(s))
+      else storage?.removeItem(config.storageKey)
+    } catch {
+      /* storage full or disabled: the conversation just won't survive a reload */
+    }
+  }
+
+  function errorText(e: unknown): string {
+    if (e instanceof ApiError) {
+      const known = t(`errors.${e.code}`)
+      if (known !== `errors.${e.code}`) return known
+      if (e.message) return pickBilingual(e.message, i18n.locale.value)
+    }
+    return t('errors.generic')
+  }
+
+  const fromHistory = (m: HistoryMessage): ChatMessage =>
+    makeMessage({
+      id: m.id,
+      role: m.role,
+      text: m.text,
+      createdAt: m.created_at,
+      replyType: asReplyType(m.reply_type),
+      suggestions: m.suggestions ?? [],
+    })
+
+  // ---- restore ---------------------------------------------------------------------------------------
+  async function restore(): Promise<void> {
+    const saved = store.session ?? loadSession()
+    if (!saved) return
+    store.restoring = true
+    try {
+      const h = await withRetry(() => api.history(saved), {
+        ...retryOpts,
+        onRetry: () => (store.connection = 'reconnecting'),
+      })
+      store.session = saved
+      store.messages = h.messages.map(fromHistory)
+      store.handoff = h.handoff.status
+      store.connection = 'online'
+      startEvents()
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 401 || e.status === 403)) {
+        saveSession(null) // expired or foreign session: start fresh
+        store.session = null
+        store.connection = 'online'
+      } else {
+        store.session = saved
+        store.connection = 'offline'
+      }
+    } finally {
+      store.restoring = false
+    }
+  }
+
+  // ---- sending ---------------------------------------------------------------------------------------
+  async function send(raw: string, existing?: ChatMessage): Promise<void> {
+    const text = raw.trim()
+    if (!text) return
+    if (text.length > config.maxChars) {
+      store.notice = t('composer.tooLong', { n: config.maxChars })
+      return
+    }
+    store.notice = null
+    let mine: ChatMessage
+    if (existing) mine = existing
+    else {
+      store.push(makeMessage({ role: 'user', text, status: 'pending' }))
+      mine = store.messages[store.messages.length - 1] // the reactive copy
+    }
+    mine.status = 'pending'
+    store.typing = !store.withAgent
+    try {
+      const res = await withRetry(() => api.chat(text, store.session, config.userId), {
+        ...retryOpts,
+        onRetry: () => (store.connection = 'reconnecting'),
+      })
+      store.connection = 'online'
+      mine.status = 'sent'
+      if (!store.session || res.session_id !== store.session.id) {
+        if (res.session_token) {
+          store.session = { id: res.session_id, token: res.session_token }
+          saveSession(store.session)
+          startEvents()
+        }
+      }
+      const reply = res.reply
+      if (reply.type === 'agent_pending' && !reply.text) return
+      if (reply.type === 'handoff' && store.handoff === 'none') store.handoff = 'waiting'
+      store.push(
+        makeMessage({
+          id: res.message_id,
+          role: 'bot',
+          text: reply.text,
+          replyType: reply.type,
+          suggestions: reply.suggestions ?? [],
+          quickReplies: reply.quick_replies ?? [],
+        }),
+      )
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'SESSION_NOT_FOUND' && store.session) {
+        // The server forgot our session (TTL): start a new one and resend this message once.
+        stopEvents()
+        saveSession(null)
+        store.session = null
+        store.handoff = 'none'
+        store.notice = t('errors.SESSION_NOT_FOUND')
+        return send(text, mine)
+      }
+      mine.status = 'failed'
+      if (e instanceof ApiError && e.transient && e.status === 0) store.connection = 'offline'
+      else store.notice = errorText(e)
+    } finally {
+      store.typing = false
+    }
+  }
+
+  function resend(m: ChatMessage) {
+    const live = store.messages.find((x) => x.key === m.key)
+    if (live) return send(live.text, live)
+  }
+
+  /** "Retry" in the offline banner: reconnect, then resend what failed. */
+  async function reconnect(): Promise<void> {
+    store.connection = 'reconnecting'
+    if (store.session && !store.messages.length) await restore()
+    const failed = store.messages.filter((m) => m.status === 'failed')
+    if (!failed.length && store.connection === 'reconnecting') {
+      try {
+        if (store.session) await api.history(store.session)
+        store.connection = 'online'
+        if (store.session && !events) startEvents()
+      } catch {
+        store.connection = 'offline'
+      }
+      return
+    }
+    for (const m of failed) await resend(m)
+  }
+
+  // ---- hand-off, feedback, rating -----------------------------------------------------------------------
+  async function requestHandoff(): Promise<void> {
+    if (store.withAgent) return
+    if (!store.session) {
+      await send(t('handoff.button'))
+      if (!store.session || store.withAgent) return
+    }
+    const session = store.session
+    if (!session) return
+    try {
+      await withRetry(() => api.handoff(session), retryOpts)
+      if (store.handoff === 'none' || store.handoff === 'closed') {
+        store.handoff = 'waiting'
+        store.push(makeMessage({ role: 'system', text: t('handoff.waiting') }))
+      }
+    } catch (e) {
+      store.notice = e instanceof ApiError && e.code !== 'HANDOFF_STATE' ? t('handoff.failed') : errorText(e)
+    }
+  }
+
+  async function feedback(m: ChatMessage, rating: 'up' | 'down'): Promise<void> {
+    if (!store.session || !m.id || m.feedback) return
+    const previous = m.feedback
+    m.feedback = rating
+    try {
+      await api.feedback(store.session, { message_id: m.id, rating })
+    } catch (e) {
+      m.feedback = previous
+      store.notice = errorText(e)
+    }
+  }
+
+  async function rate(rating: number, comment: string): Promise<boolean> {
+    if (!store.session) {
+      store.rated = true
+      return true
+    }
+    try {
+      await api.rate(store.session, { rating, comment: comment.trim() || null })
+      store.rated = true
+      return true
+    } catch (e) {
+      store.notice = errorText(e)
+      return false
+    }
+  }
+
+  function newConversation() {
+    stopEvents()
+    saveSession(null)
+    store.resetConversation()
+  }
+
+  // ---- live events (agent messages, hand-off state) -------------------------------------------------------
+  function onEvent(ev: SseEvent) {
+    let payload: unknown
+    try {
+      payload = JSON.parse(ev.data)
+    } catch {
+      return
+    }
+    store.connection = 'online'
+    if (ev.event === 'message') {
+      const m = payload as EventMessage
+      if (!m || typeof m.text !== 'string' || m.role === 'user') return
+      store.push(makeMessage({ id: m.id, role: m.role, text: m.text, createdAt: m.created_at }))
+      if (m.role === 'agent') store.typing = false
+    } else if (ev.event === 'handoff') {
+      const h = payload as EventHandoff
+      if (!h || h.status === store.handoff) return
+      store.handoff = h.status
+      if (h.status === 'active')
+        store.push(makeMessage({ role: 'system', text: h.agent ? t('handoff.activeAgent', { agent: h.agent }) : t('handoff.active') }))
+      else if (h.status === 'waiting') store.push(makeMessage({ role: 'system', text: t('handoff.waiting') }))
+      else store.push(makeMessage({ role: 'system', text: t('handoff.closed') }))
+    }
+  }
+
+  function startEvents() {
+    const session = store.session
+    if (!session || events) return
+    const ctrl = new AbortController()
+    events = ctrl
+    void (async () => {
+      let attempt = 0
+      while (!ctrl.signal.aborted && store.session?.id === session.id) {
+        const opened = Date.now()
+        try {
+          await api.events(session, onEvent, ctrl.signal)
+          attempt = 0
+        } catch (e) {
+          if (e instanceof ApiError && (e.status === 404 || e.status === 401 || e.status === 403)) break
+          if (Date.now() - opened > 30_000) attempt = 0
+        }
+        if (ctrl.signal.aborted) break
+        await sleep(backoffDelay(attempt++, 1000, 30_000))
+      }
+      if (events === ctrl) events = null
+    })()
+  }
+
+  function stopEvents() {
+    events?.abort()
+    events = null
+  }
+
+  return { store, restore, send, resend, reconnect, requestHandoff, feedback, rate, newConversation, startEvents, stopEvents }
+}
+
+export type ChatController = ReturnType<typeof useChat>

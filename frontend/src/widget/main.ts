@@ -1,0 +1,44 @@
+/**
+ * Embed: <script src="https://kf.example.com/widget.js" data-api="https://kf.example.com" defer></script>
+ * Attributes: data-api (defaults to the script's origin), data-lang (zh-CN | en-US), data-user-id,
+ * data-open ("true" opens the panel on load). `window.XiaoKeWidget.open()` / `.close()` control it.
+ */
+import { mountWidget, type WidgetHandle } from './mount'
+
+const script = document.currentScript as HTMLScriptElement | null
+let handle: WidgetHandle | null = null
+
+function apiFromScript(s: HTMLScriptElement | null): string {
+  const explicit = s?.dataset.api
+  if (explicit) return explicit
+  try {
+    if (s?.src) return new URL(s.src, location.href).origin
+  } catch {
+    /* fall through */
+  }
+  return location.origin
+}
+
+function start() {
+  if (handle || document.querySelector('[data-xiaoke]')) return
+  handle = mountWidget({
+    api: apiFromScript(script),
+    lang: script?.dataset.lang ?? null,
+    userId: script?.dataset.userId ?? null,
+    open: script?.dataset.open === 'true',
+  })
+}
+
+if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start, { once: true })
+else start()
+
+export function open() {
+  handle?.open()
+}
+export function close() {
+  handle?.close()
+}
+export function destroy() {
+  handle?.destroy()
+  handle = null
+}

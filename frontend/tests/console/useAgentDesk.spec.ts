@@ -1,0 +1,59 @@
+import { describe, expect, it, vi } from 'vitest'
+import { defineComponent, h } from 'vue'
+import { mount } from '@vue/test-utils'
+import { useAgentDesk } from '@/console/composables/useAgentDesk'
+import { useApi } from '@/console/context'
+import { fakeFetch, json, sseResponse } from '../widget/helpers'
+import { consoleGlobals } from './helpers'
+
+const ticket = { ticket_id: 't1', session_id: 's1', status: 'waiting', created_at: '2026-11-24T10:00:00Z', agent: null, last_message: '在吗' }
+
+describe('useAgentDesk', () => {
+  it('takes over, replies, and merges live visitor messages of the selected conversation only', async () => {
+    let status = 'waiting'
+    let queueLoads = 0
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => {
+        queueLoads++
+        return json({ items: url.searchParams.get('status') === status ? [{ ...ticket, status }] : [] })
+      },
+      'GET /api/v1/admin/conversations/s1': () =>
+        json({ session_id: 's1', started_at: '', last_at: '', handoff: true, rating: null, rating_comment: null, messages: [{ id: 'u1', role: 'user', text: '在吗', created_at: '2026-11-24T10:00:00Z' }] }),
+      'POST /api/v1/admin/handoffs/t1/take': () => {
+        status = 'active'
+        return json({ ...ticket, status: 'active', agent: 'admin' })
+      },
+      'POST /api/v1/admin/handoffs/t1/messages': (_u, init) =>
+        json({ id: 'a1', role: 'agent', text: JSON.parse(init.body!).text, created_at: '2026-11-24T10:01:00Z' }),
+      'GET /api/v1/admin/events': () =>
+        sseResponse([
+          'event: message\ndata: {"id":"u2","role":"user","text":"订单号 123","created_at":"2026-11-24T10:02:00Z","session_id":"s1","ticket_id":"t1"}\n\n',
+          'event: message\ndata: {"id":"a1","role":"agent","text":"您好","created_at":"2026-11-24T10:01:00Z","session_id":"s1","ticket_id":"t1"}\n\n',
+          'event: message\ndata: {"id":"x9","role":"user","text":"别的会话","created_at":"2026-11-24T10:02:00Z","session_id":"s2","ticket_id":"t2"}\n\n',
+        ]),
+    })
+    const g = consoleGlobals(f.impl)
+    let desk!: ReturnType<typeof useAgentDesk>
+    mount(defineComponent({ setup: () => ((desk = useAgentDesk(useApi(), g.i18n.t)), () => h('div')) }), { global: g.global })
+
+    await desk.loadQueue()
+    expect(desk.waiting.value.map((x) => x.ticket_id)).toEqual(['t1'])
+    await desk.select(desk.waiting.value[0])
+    expect(desk.mine.value).toBe(false)
+    expect(await desk.send('hi')).toBe(false) // not taken yet: nothing is sent
+    expect(f.calls.some((c) => c.path.endsWith('/messages'))).toBe(false)
+    await desk.take(desk.selected.value!, 'ok')
+    expect(desk.selected.value?.status).toBe('active')
+    expect(desk.active.value).toHaveLength(1)
+    expect(await desk.send('  您好  ')).toBe(true)
+    const sent = f.calls.filter((c) => c.path.endsWith('/messages')).at(-1)!
+    expect(sent.body).toEqual({ text: '您好' })
+
+    const before = queueLoads
+    void desk.connect()
+    await vi.waitFor(() => expect(desk.messages.value.map((m) => m.id)).toEqual(['u1', 'a1', 'u2']))
+    expect(desk.live.value).toBe(true)
+    expect(queueLoads).toBe(before) // message events do not reload the queue
+    desk.disconnect()
+  })
+})

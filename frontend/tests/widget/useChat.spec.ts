@@ -1,0 +1,176 @@
+import { beforeEach, describe, expect, it } from 'vitest'
+import { createPinia, setActivePinia } from 'pinia'
+import { WidgetApi } from '@/api/widget'
+import { useChat } from '@/widget/composables/useChat'
+import { fakeFetch, i18n, json, memoryStorage, sseResponse } from './helpers'
+
+const config = { apiBase: 'http://api.test', storageKey: 'xk', maxChars: 50, userId: null }
+const noSleep = () => Promise.resolve()
+const flush = () => new Promise((r) => setTimeout(r, 0))
+
+function chatReply(over: Record<string, unknown> = {}) {
+  return {
+    session_id: 's1',
+    session_token: 'tok1',
+    message_id: 'b1',
+    intent: 'faq',
+    confidence: 0.6,
+    reply: { type: 'suggest', text: '请问您想了解哪一项？', suggestions: ['运费怎么算', '包邮吗'], faq_id: null, quick_replies: [] },
+    ...over,
+  }
+}
+
+describe('useChat', () => {
+  beforeEach(() => setActivePinia(createPinia()))
+
+  it('creates a session on the first turn, stores it, and sends its token afterwards', async () => {
+    const storage = memoryStorage()
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => json(chatReply()),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.send('  运费  ')
+    expect(f.calls[0].body).toEqual({ message: '运费', session_id: null, user_id: null })
+    expect(JSON.parse(storage.getItem('xk')!)).toEqual({ id: 's1', token: 'tok1' })
+    const [user, bot] = chat.store.messages
+    expect(user).toMatchObject({ role: 'user', text: '运费', status: 'sent' })
+    expect(bot).toMatchObject({ role: 'bot', id: 'b1', suggestions: ['运费怎么算', '包邮吗'], replyType: 'suggest' })
+
+    await chat.send('运费怎么算')
+    const second = f.calls.filter((c) => c.path === '/api/v1/chat')[1]
+    expect(second.body).toMatchObject({ session_id: 's1' })
+    expect(second.headers.get('X-Session-Token')).toBe('tok1')
+    chat.stopEvents()
+  })
+
+  it('retries, then shows the offline state and lets the user resend', async () => {
+    let up = false
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => {
+        if (!up) throw new TypeError('Failed to fetch')
+        return json(chatReply({ session_token: 'tok1' }))
+      },
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep, retries: 2 })
+    await chat.send('在吗')
+    expect(f.calls.filter((c) => c.path === '/api/v1/chat')).toHaveLength(3)
+    expect(chat.store.connection).toBe('offline')
+    expect(chat.store.messages).toHaveLength(1)
+    expect(chat.store.messages[0].status).toBe('failed')
+
+    up = true
+    await chat.reconnect()
+    expect(chat.store.connection).toBe('online')
+    expect(chat.store.messages.map((m) => [m.role, m.status])).toEqual([
+      ['user', 'sent'],
+      ['bot', 'sent'],
+    ])
+    chat.stopEvents()
+  })
+
+  it('shows a localized error for client errors without retrying', async () => {
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => json({ error: { code: 'RATE_LIMITED', message: '请求过于频繁 / Too many', request_id: 'r' } }, 429),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep, retries: 0 })
+    await chat.send('你好')
+    expect(chat.store.notice).toBe('您发送得太快了，请稍后再试')
+    expect(chat.store.connection).toBe('online')
+  })
+
+  it('refuses messages over the length limit before calling the API', async () => {
+    const f = fakeFetch({})
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    await chat.send('长'.repeat(51))
+    expect(f.calls).toHaveLength(0)
+    expect(chat.store.notice).toContain('50')
+  })
+
+  it('restores history after a reload and clears an expired session', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': (_u, init) =>
+        init.headers.get('X-Session-Token') === 'tok1'
+          ? json({
+              session_id: 's1',
+              handoff: { status: 'active' },
+              messages: [
+                { id: 'u1', role: 'user', text: '查订单', created_at: '2026-11-24T10:00:00Z', reply_type: null, suggestions: [], faq_id: null },
+                { id: 'a1', role: 'agent', text: '您好，我是客服小王', created_at: '2026-11-24T10:01:00Z', reply_type: null, suggestions: [], faq_id: null },
+              ],
+            })
+          : json({ error: { code: 'SESSION_NOT_FOUND', message: 'x' } }, 404),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    expect(chat.store.messages.map((m) => m.role)).toEqual(['user', 'agent'])
+    expect(chat.store.handoff).toBe('active')
+    chat.stopEvents()
+
+    setActivePinia(createPinia())
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'stale' }))
+    const chat2 = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat2.restore()
+    expect(chat2.store.messages).toHaveLength(0)
+    expect(storage.getItem('xk')).toBeNull()
+  })
+
+  it('receives agent messages and hand-off changes over SSE, once each', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () => json({ session_id: 's1', handoff: { status: 'waiting' }, messages: [] }),
+      'GET /api/v1/sessions/s1/events': () =>
+        sseResponse([
+          ': keep-alive\n\n',
+          'event: handoff\ndata: {"status":"active","agent":"小王"}\n\n',
+          'event: message\ndata: {"id":"a9","role":"agent","text":"您好，请问订单号是多少？","created_at":"2026-11-24T10:00:00Z"}\n\n',
+          'event: message\ndata: {"id":"a9","role":"agent","text":"您好，请问订单号是多少？","created_at":"2026-11-24T10:00:00Z"}\n\n',
+        ]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    await flush()
+    await flush()
+    expect(chat.store.handoff).toBe('active')
+    expect(chat.store.messages.map((m) => [m.role, m.text])).toEqual([
+      ['system', '人工客服 小王 已接入，正在为您服务'],
+      ['agent', '您好，请问订单号是多少？'],
+    ])
+    expect(chat.store.unread).toBe(2)
+    const ev = f.calls.find((c) => c.path.endsWith('/events'))!
+    expect(ev.headers.get('X-Session-Token')).toBe('tok1')
+    chat.stopEvents()
+  })
+
+  it('requests a human agent and sends feedback and the final rating with the session token', async () => {
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => json(chatReply({ reply: { type: 'answer', text: '满 99 包邮', suggestions: [], faq_id: 3, quick_replies: [] } })),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'POST /api/v1/sessions/s1/handoff': () => json({ status: 'waiting', ticket_id: 't1' }),
+      'POST /api/v1/feedback': () => new Response(null, { status: 204 }),
+      'POST /api/v1/sessions/s1/rating': () => new Response(null, { status: 204 }),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    await chat.send('包邮吗')
+    const bot = chat.store.messages[1]
+    await chat.feedback(bot, 'down')
+    await chat.feedback(bot, 'up') // second vote is ignored
+    expect(f.calls.filter((c) => c.path === '/api/v1/feedback').map((c) => c.body)).toEqual([{ message_id: 'b1', rating: 'down' }])
+    expect(chat.store.messages[1].feedback).toBe('down')
+
+    await chat.requestHandoff()
+    expect(chat.store.handoff).toBe('waiting')
+    expect(chat.store.messages.at(-1)).toMatchObject({ role: 'system', text: '已为您转接人工客服，请稍候…' })
+
+    expect(await chat.rate(5, ' 很好 ')).toBe(true)
+    const rating = f.calls.find((c) => c.path.endsWith('/rating'))!
+    expect(rating.body).toEqual({ rating: 5, comment: '很好' })
+    expect(rating.headers.get('X-Session-Token')).toBe('tok1')
+    chat.stopEvents()
+  })
+})

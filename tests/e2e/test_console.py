@@ -1,0 +1,136 @@
+"""Console flows in a real browser: knowledge base CRUD + import preview, users and role-based navigation."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import ADMIN
+
+pytestmark = pytest.mark.e2e
+
+
+def login(page: Page, base: str, username: str, password: str) -> None:
+    page.goto(base + "/admin/", wait_until="domcontentloaded")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+
+
+def test_knowledge_base_create_search_edit_delete(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+    page = new_page()
+    login(page, stack, *ADMIN)
+    page.wait_for_url("**/#/dashboard")
+    page.goto(stack + "/admin/#/knowledge")
+    tag = uuid.uuid4().hex[:6]
+    question = f"测试问题{tag}：礼品卡能退吗"
+    page.get_by_role("button", name="新建问答").click()
+    dialog = page.get_by_role("dialog", name="新建问答")
+    dialog.get_by_label("标准问题").fill(question)
+    dialog.get_by_label("答案").fill("礼品卡一经售出不支持退款，<b>可以</b>转赠。")
+    dialog.get_by_placeholder("输入相似问法后回车添加").fill(f"礼品卡退款{tag}")
+    dialog.get_by_placeholder("输入相似问法后回车添加").press("Enter")
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog).to_be_hidden()
+
+    page.get_by_placeholder("搜索问题或答案").fill(tag)
+    page.get_by_role("button", name="搜索", exact=True).click()
+    row = page.locator(".faq-table .el-table__body tr").filter(has_text=question)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("<b>可以</b>")  # rendered as text
+    expect(row).to_contain_text(f"礼品卡退款{tag}")
+
+    row.get_by_role("button", name="编辑").click()
+    dialog = page.get_by_role("dialog", name="编辑问答")
+    dialog.get_by_label("答案").fill("礼品卡不支持退款。")
+    dialog.get_by_role("button", name="保存").click()
+    expect(dialog).to_be_hidden()
+    expect(row).to_contain_text("礼品卡不支持退款。")
+
+    row.get_by_role("button", name="删除").click()
+    page.get_by_role("dialog").get_by_role("button", name="删除").click()
+    expect(page.locator(".faq-table .el-table__body tr").filter(has_text=question)).to_have_count(0)
+
+
+def test_import_shows_a_dry_run_preview_with_row_errors(stack: str, new_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tag = uuid.uuid4().hex[:6]
+    csv = tmp_path / "faq.csv"
+    csv.write_text(
+        "question,answer,category,similar\n"
+        f"导入测试{tag},这是答案,测试,相似一{tag}|相似二{tag}\n"
+        ",缺少问题,测试,\n",
+        encoding="utf-8",
+    )
+    page = new_page()
+    login(page, stack, *ADMIN)
+    page.wait_for_url("**/#/dashboard")
+    page.goto(stack + "/admin/#/knowledge")
+    page.get_by_role("button", name="导入").click()
+    dialog = page.get_by_role("dialog", name="批量导入问答")
+    dialog.locator("input[type=file]").set_input_files(str(csv))
+    expect(dialog.locator(".el-descriptions")).to_contain_text("2")
+    errors = dialog.locator(".errors .el-table__body tr")
+    expect(errors).to_have_count(1)
+    expect(errors.first).to_contain_text("question")
+    dialog.get_by_role("button", name="确认导入").click()
+    expect(dialog.get_by_role("button", name="确认导入")).to_be_disabled()
+    dialog.get_by_role("button", name="取消").click()
+    page.get_by_placeholder("搜索问题或答案").fill(f"导入测试{tag}")
+    page.get_by_role("button", name="搜索", exact=True).click()
+    expect(page.locator(".faq-table .el-table__body tr").filter(has_text=f"导入测试{tag}")).to_have_count(1)
+
+
+def test_agent_role_sees_only_agent_pages(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+    username = f"agent_{uuid.uuid4().hex[:6]}"
+    admin = new_page()
+    login(admin, stack, *ADMIN)
+    admin.wait_for_url("**/#/dashboard")
+    admin.goto(stack + "/admin/#/users")
+    admin.get_by_role("button", name="新建账号").click()
+    dialog = admin.get_by_role("dialog", name="新建账号")
+    dialog.get_by_label("用户名").fill(username)
+    dialog.get_by_label("初始密码").fill("agent-pass-123")
+    dialog.get_by_role("button", name="保存").click()
+    expect(admin.locator(".el-table__body tr").filter(has_text=username)).to_have_count(1)
+
+    agent = new_page()
+    login(agent, stack, username, "agent-pass-123")
+    agent.wait_for_url("**/#/agent")
+    menu = agent.locator(".el-menu")
+    expect(menu).to_contain_text("人工坐席")
+    expect(menu).to_contain_text("会话记录")
+    expect(menu).not_to_contain_text("知识库")
+    agent.goto(stack + "/admin/#/knowledge")
+    agent.wait_for_url("**/#/agent")  # the router guard sends agents home
+    agent.get_by_role("button", name="退出登录").click()
+    agent.wait_for_url("**/#/login")
+
+
+def test_unanswered_question_becomes_a_similar_question(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+    question = f"可以用数字人民币付款吗{uuid.uuid4().hex[:4]}"
+    reply = httpx.post(f"{stack}/api/v1/chat", json={"message": question}, timeout=10).json()
+    assert reply["reply"]["type"] in {"clarify", "fallback"}  # the bot could not answer it
+
+    page = new_page()
+    login(page, stack, *ADMIN)
+    page.wait_for_url("**/#/dashboard")
+    page.goto(stack + "/admin/#/unanswered")
+    card = page.locator(".cluster").filter(has_text=question)
+    expect(card).to_have_count(1)
+    suggested = card.locator(".sugg").inner_text()
+    card.get_by_role("button", name="加为相似问法").click()
+    dialog = page.get_by_role("dialog", name="加为相似问法")
+    dialog.get_by_role("button", name="确定").click()
+    expect(page.locator(".el-message--success").filter(has_text="已加入知识库")).to_have_count(1)
+    expect(card).to_have_count(0)
+
+    page.goto(stack + "/admin/#/knowledge")
+    page.get_by_placeholder("搜索问题或答案").fill(suggested)
+    page.get_by_role("button", name="搜索", exact=True).click()
+    row = page.locator(".faq-table .el-table__body tr").filter(has_text=suggested).first
+    row.get_by_role("button", name="编辑").click()
+    expect(page.get_by_role("dialog", name="编辑问答")).to_contain_text(question)
