@@ -66,6 +66,14 @@ describe('ChatPanel', () => {
     expect(old.attributes('disabled')).toBeDefined()
   })
 
+  it('does not repeat the "您是不是想问" label when the bot text already says it', async () => {
+    const { wrapper, store } = mountPanel()
+    store.messages.push(makeMessage({ role: 'bot', id: 'b1', text: '您是不是想问：', suggestions: ['运费怎么算'] }))
+    await wrapper.vm.$nextTick()
+    expect(wrapper.find('.xk-chips__label').exists()).toBe(false)
+    expect(wrapper.text().split('您是不是想问').length - 1).toBe(1)
+  })
+
   it('sends with Enter, keeps Shift+Enter for new lines, and ignores blank input', async () => {
     const { wrapper } = mountPanel()
     const input = wrapper.find('textarea#xk-input')
