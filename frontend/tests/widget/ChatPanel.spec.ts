@@ -70,8 +70,9 @@ describe('ChatPanel', () => {
     const { wrapper, store } = mountPanel()
     store.messages.push(makeMessage({ role: 'bot', id: 'b1', text: '您是不是想问：', suggestions: ['运费怎么算'] }))
     await wrapper.vm.$nextTick()
-    expect(wrapper.find('.xk-chips__label').exists()).toBe(false)
-    expect(wrapper.text().split('您是不是想问').length - 1).toBe(1)
+    const reply = wrapper.findAll('.xk-msg--bot').at(-1)!
+    expect(reply.find('.xk-chips__label').exists()).toBe(false)
+    expect(reply.text().split('您是不是想问').length - 1).toBe(1)
   })
 
   it('sends with Enter, keeps Shift+Enter for new lines, and ignores blank input', async () => {
