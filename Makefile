@@ -67,8 +67,15 @@ bench-quality: setup ## model quality on ../shared/datasets (writes benchmarks/r
 bench-serving: setup models ## serving throughput/latency (writes benchmarks/results/serving.json)
 	$(PY) -m benchmarks.serving --out benchmarks/results/serving.json
 
-bench-api: setup services models ## whole-stack turns/s (writes benchmarks/results/api.json)
-	$(PY) -m benchmarks.api --out benchmarks/results/api.json
+bench-api: setup models ## whole-stack turns/s, 64 visitors, private netns (writes benchmarks/results/api.json)
+	$(PY) -m benchmarks.api --out benchmarks/results/api.json $(BENCH_ARGS)
+
+SOAK_MINUTES ?= 3
+bench-load: setup models ## steady load / soak, RSS growth (SOAK_MINUTES=3; writes benchmarks/results/load.json)
+	$(PY) -m benchmarks.load --soak-minutes $(SOAK_MINUTES) --out benchmarks/results/load.json $(BENCH_ARGS)
+
+test-faults: setup ## fault injection on the whole stack in a private netns (~6 min; marker faults)
+	bash scripts/in_netns.sh $(PY) -m pytest tests/faults -m faults -q -s -p no:cacheprovider $(PYTEST_ARGS)
 
 validate-deploy: setup ## hadolint, compose schema, kustomize + k8s schemas, RayService CRD schema
 	$(PY) scripts/validate_deploy.py

@@ -83,6 +83,10 @@ class Manifest(BaseModel):
     max_seq_len: int = 64
     embedding_dim: int | None = None  # embedders
     pooling: str | None = None  # embedders: "mean"
+    # embedders: name of the ONNX output that already holds the pooled (and, when `embedding_normalized`,
+    # L2-normalized) sentence embedding; None means serving must pool `token_embeddings` itself.
+    embedding_output: str | None = None
+    embedding_normalized: bool | None = None
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     variants: dict[Variant, str] = Field(default_factory=dict)  # variant -> file name
     metrics: dict[str, Any] = Field(default_factory=dict)

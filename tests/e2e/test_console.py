@@ -1,4 +1,5 @@
-"""Console flows in a real browser: knowledge base CRUD + import preview, users and role-based navigation."""
+"""Console flows in a real browser against the real stack: knowledge base CRUD + import preview, users and
+role-based navigation, unanswered-question mining (real embeddings)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.e2e.conftest import ADMIN
+from tests.e2e.conftest import ADMIN, wait_until
+from tests.e2e.ui import console_as, login
 
 pytestmark = pytest.mark.e2e
 
 
-def login(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(base + "/admin/", wait_until="domcontentloaded")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-
-
 def test_knowledge_base_create_search_edit_delete(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
-    login(page, stack, *ADMIN)
-    page.wait_for_url("**/#/dashboard")
+    login(page, stack, *ADMIN)  # the login form (other tests open the console with a token)
     page.goto(stack + "/admin/#/knowledge")
     tag = uuid.uuid4().hex[:6]
     question = f"测试问题{tag}：礼品卡能退吗"
@@ -56,7 +50,9 @@ def test_knowledge_base_create_search_edit_delete(stack: str, new_page) -> None:
     expect(page.locator(".faq-table .el-table__body tr").filter(has_text=question)).to_have_count(0)
 
 
-def test_import_shows_a_dry_run_preview_with_row_errors(stack: str, new_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_shows_a_dry_run_preview_with_row_errors(
+    stack: str, admin_token: str, new_page, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     tag = uuid.uuid4().hex[:6]
     csv = tmp_path / "faq.csv"
     csv.write_text(
@@ -66,9 +62,7 @@ def test_import_shows_a_dry_run_preview_with_row_errors(stack: str, new_page, tm
         encoding="utf-8",
     )
     page = new_page()
-    login(page, stack, *ADMIN)
-    page.wait_for_url("**/#/dashboard")
-    page.goto(stack + "/admin/#/knowledge")
+    console_as(page, stack, admin_token, "knowledge", ADMIN[0])
     page.get_by_role("button", name="导入").click()
     dialog = page.get_by_role("dialog", name="批量导入问答")
     dialog.locator("input[type=file]").set_input_files(str(csv))
@@ -84,12 +78,10 @@ def test_import_shows_a_dry_run_preview_with_row_errors(stack: str, new_page, tm
     expect(page.locator(".faq-table .el-table__body tr").filter(has_text=f"导入测试{tag}")).to_have_count(1)
 
 
-def test_agent_role_sees_only_agent_pages(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_agent_role_sees_only_agent_pages(stack: str, admin_token: str, new_page) -> None:  # type: ignore[no-untyped-def]
     username = f"agent_{uuid.uuid4().hex[:6]}"
     admin = new_page()
-    login(admin, stack, *ADMIN)
-    admin.wait_for_url("**/#/dashboard")
-    admin.goto(stack + "/admin/#/users")
+    console_as(admin, stack, admin_token, "users", ADMIN[0])
     admin.get_by_role("button", name="新建账号").click()
     dialog = admin.get_by_role("dialog", name="新建账号")
     dialog.get_by_label("用户名").fill(username)
@@ -98,8 +90,7 @@ def test_agent_role_sees_only_agent_pages(stack: str, new_page) -> None:  # type
     expect(admin.locator(".el-table__body tr").filter(has_text=username)).to_have_count(1)
 
     agent = new_page()
-    login(agent, stack, username, "agent-pass-123")
-    agent.wait_for_url("**/#/agent")
+    login(agent, stack, username, "agent-pass-123", landing="agent")
     menu = agent.locator(".el-menu")
     expect(menu).to_contain_text("人工坐席")
     expect(menu).to_contain_text("会话记录")
@@ -110,17 +101,30 @@ def test_agent_role_sees_only_agent_pages(stack: str, new_page) -> None:  # type
     agent.wait_for_url("**/#/login")
 
 
-def test_unanswered_question_becomes_a_similar_question(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
-    question = f"可以用数字人民币付款吗{uuid.uuid4().hex[:4]}"
-    reply = httpx.post(f"{stack}/api/v1/chat", json={"message": question}, timeout=10).json()
-    assert reply["reply"]["type"] in {"clarify", "fallback"}  # the bot could not answer it
+def test_unanswered_question_becomes_a_similar_question(stack: str, admin_token: str, new_page) -> None:  # type: ignore[no-untyped-def]
+    question = "直播间的福袋怎么领"  # not in the demo FAQ
+    chat = httpx.post(f"{stack}/api/v1/chat", json={"message": question}, timeout=30).json()
+    assert chat["reply"]["type"] != "answer"
+    # the visitor marks the reply as unhelpful: mined as unanswered, like clarify / fallback replies
+    vote = httpx.post(
+        f"{stack}/api/v1/feedback",
+        json={"message_id": chat["message_id"], "rating": "down", "session_id": chat["session_id"]},
+        headers={"X-Session-Token": chat["session_token"]},
+        timeout=10,
+    )
+    assert vote.status_code == 204
 
     page = new_page()
-    login(page, stack, *ADMIN)
-    page.wait_for_url("**/#/dashboard")
-    page.goto(stack + "/admin/#/unanswered")
+    console_as(page, stack, admin_token, "unanswered", ADMIN[0])
     card = page.locator(".cluster").filter(has_text=question)
-    expect(card).to_have_count(1)
+
+    def mined() -> bool:  # the feedback is journaled asynchronously: reload until the cluster is there
+        if card.count() == 1:
+            return True
+        page.reload(wait_until="networkidle")
+        return card.count() == 1
+
+    wait_until(mined, 15, "the unanswered question mined into a cluster")
     suggested = card.locator(".sugg").inner_text()
     card.get_by_role("button", name="加为相似问法").click()
     dialog = page.get_by_role("dialog", name="加为相似问法")

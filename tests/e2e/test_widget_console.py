@@ -1,39 +1,29 @@
-"""The embeddable widget and the agent console in a real browser against the real API."""
+"""The embeddable widget and the agent console in a real browser against the real stack (Ray Serve models)."""
 
 from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.e2e.conftest import ADMIN
+from tests.e2e.conftest import ADMIN, wait_until
+from tests.e2e.ui import BOT, console_as, no_markup_executed, open_widget, send, session_id
 
 pytestmark = pytest.mark.e2e
-BOT = ".xk-msg--bot:not(.xk-welcome)"  # bot replies (the welcome bubble is static)
 
 
-def open_widget(page: Page, base: str):  # type: ignore[no-untyped-def]
-    page.goto(base + "/", wait_until="domcontentloaded")
-    w = page.locator("#xiaoke-widget")
-    w.get_by_role("button", name="打开在线客服").click()
-    expect(w.get_by_role("dialog", name="在线客服对话窗口")).to_be_visible()
-    return w
-
-
-def send(w, text: str) -> None:  # type: ignore[no-untyped-def]
-    box = w.locator("#xk-input")
-    box.fill(text)
-    box.press("Enter")
-
-
-def test_widget_chat_is_escaped_isolated_and_survives_reload(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_markup_is_shown_as_text_in_widget_and_console(stack: str, admin_token: str, new_page) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
     w = open_widget(page, stack)
     expect(w.locator(".xk-welcome")).to_contain_text("您好，我是小客智能助手")
-    hostile = '看这里 <img src=x onerror="window.__pwned=1"> https://example.com/a 和 javascript:alert(1)'
+    hostile = (
+        '看这里 <img src=x onerror=alert(1)> <img src=x onerror="window.__pwned=1"> '
+        "https://example.com/a 和 javascript:alert(1)"
+    )
     send(w, hostile)
     expect(w.locator(BOT)).to_have_count(1)
     user = w.locator(".xk-msg--user .xk-bubble").last
@@ -43,20 +33,35 @@ def test_widget_chat_is_escaped_isolated_and_survives_reload(stack: str, new_pag
     expect(links).to_have_count(1)
     expect(links).to_have_attribute("href", "https://example.com/a")
     expect(links).to_have_attribute("rel", re.compile("noopener"))
-    assert page.evaluate("window.__pwned") is None
     # the host page forces green buttons with !important; the shadow root keeps the widget's own colour
     bg = w.locator(".xk-send").evaluate("el => getComputedStyle(el).backgroundColor")
     assert bg != "rgb(0, 170, 0)"
     # thumbs on the bot reply
     w.get_by_role("button", name="有帮助").first.click()
     expect(w.locator(".xk-fb__done")).to_have_text("感谢您的反馈")
+    sid = session_id(page)
 
     page.reload(wait_until="domcontentloaded")
     w = page.locator("#xiaoke-widget")
     w.get_by_role("button", name="打开在线客服").click()
     expect(w.locator(".xk-msg--user .xk-bubble").last).to_have_text(hostile)
     expect(w.locator(BOT)).to_have_count(1)
-    assert page.js_errors == []
+    assert page.evaluate("window.__pwned") is None
+    no_markup_executed(page)
+
+    # the operator reads the same message in the console transcript: text, not markup
+    console = new_page()
+    console_as(console, stack, admin_token, "conversations", ADMIN[0])
+    console.get_by_label("关键词").fill("onerror=alert(1)")
+    console.get_by_role("button", name="搜索", exact=True).click()
+    row = console.locator(".el-table__body tr").filter(has_text=sid)
+    expect(row).to_have_count(1)
+    row.get_by_role("button", name="查看").click()
+    bubble = console.locator(".transcript .msg--user .bubble").filter(has_text="onerror")
+    expect(bubble).to_have_text(hostile)
+    expect(console.locator(".transcript img")).to_have_count(0)
+    assert console.evaluate("window.__pwned") is None
+    no_markup_executed(console)
 
 
 def test_widget_embeds_on_another_origin_with_one_script_tag(stack: str, embed_host, new_page) -> None:  # type: ignore[no-untyped-def]
@@ -82,20 +87,28 @@ def test_widget_embeds_on_another_origin_with_one_script_tag(stack: str, embed_h
     assert page.js_errors == []
 
 
-def test_suggestion_chips_send_on_click_and_answers_render(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_vague_question_gets_suggestions_and_a_click_answers(stack: str, new_page, demo_faqs) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
     w = open_widget(page, stack)
-    send(w, "运费怎么算")
+    send(w, "运费怎么算")  # matches several FAQs about fees, none well enough to answer outright
     reply = w.locator(BOT).first  # locators are lazy: pin the first reply
-    expect(reply.locator(".xk-chips")).to_contain_text("您是不是想问")
-    chip = reply.get_by_role("button", name="运费怎么收？满多少包邮？")
-    chip.click()
-    expect(w.locator(".xk-msg--user .xk-bubble").last).to_have_text("运费怎么收？满多少包邮？")
+    expect(reply).to_contain_text("您是不是想问")  # in the bot's text, or as the chips' own label
+    chips = reply.locator(".xk-chips").first.locator(".xk-chip")
+    expect(chips.first).to_be_visible()
+    offered = [t.strip() for t in chips.all_inner_texts()]
+    assert 2 <= len(offered) <= 5, offered
+    assert all(q in demo_faqs for q in offered), offered  # each one is a FAQ's standard question
+    assert "运费怎么收？满多少包邮？" in offered  # the shipping-fee FAQ is among the real retriever's picks
+    picked = offered[-1]
+    reply.get_by_role("button", name=picked, exact=True).click()
+    expect(w.locator(".xk-msg--user .xk-bubble").last).to_have_text(picked)
     expect(w.locator(BOT)).to_have_count(2)
-    expect(w.locator(BOT).last.locator(".xk-bubble")).to_contain_text("包邮")
-    expect(chip).to_be_disabled()  # only the latest reply's chips stay active
+    expect(w.locator(BOT).last.locator(".xk-bubble")).to_contain_text(demo_faqs[picked]["answer"])
+    expect(w.locator(BOT).last.locator(".xk-chips")).to_have_count(0)  # an answer, not more suggestions
+    expect(reply.get_by_role("button", name=picked, exact=True)).to_be_disabled()  # only the latest chips
     # the starter chips under the welcome message disappear once the visitor has written
     expect(w.locator(".xk-welcome .xk-chips")).to_have_count(0)
+    no_markup_executed(page)
 
 
 def test_widget_works_under_a_strict_host_csp(stack: str, embed_host, new_page) -> None:  # type: ignore[no-untyped-def]
@@ -122,14 +135,12 @@ def test_widget_works_under_a_strict_host_csp(stack: str, embed_host, new_page) 
     assert violations == []
 
 
-def test_end_of_chat_rating_then_a_fresh_conversation(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_end_of_chat_rating_then_a_fresh_conversation(stack: str, admin_token: str, new_page) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
     w = open_widget(page, stack)
     send(w, "怎么申请退货？")
     expect(w.locator(BOT)).to_have_count(1)
-    session_id = page.evaluate(
-        "() => JSON.parse(Object.entries(localStorage).find(([k]) => k.startsWith('xiaoke.session'))[1]).id"
-    )
+    sid = session_id(page)
     w.get_by_role("button", name="结束并评价").click()
     rating = w.get_by_role("region", name="请为本次服务打分")
     expect(rating.get_by_role("button", name="提交评价")).to_be_disabled()
@@ -145,20 +156,16 @@ def test_end_of_chat_rating_then_a_fresh_conversation(stack: str, new_page) -> N
         == 0
     )
 
-    # the rating reached the API: the console transcript shows it
-    token = httpx.post(
-        f"{stack}/api/v1/admin/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}, timeout=10
-    ).json()["access_token"]
-    deadline = time.monotonic() + 10  # the API journals asynchronously
-    while True:
-        transcript = httpx.get(
-            f"{stack}/api/v1/admin/conversations/{session_id}",
-            headers={"Authorization": f"Bearer {token}"},
+    # the rating reached the API (journaled asynchronously): the console transcript shows it
+    def rated() -> dict[str, Any]:
+        r = httpx.get(
+            f"{stack}/api/v1/admin/conversations/{sid}",
+            headers={"Authorization": f"Bearer {admin_token}"},
             timeout=10,
-        ).json()
-        if transcript.get("rating") is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+        )
+        return dict(r.json()) if r.status_code == 200 and r.json().get("rating") is not None else {}
+
+    transcript = wait_until(rated, 10, "rating stored")
     assert transcript["rating"] == 4
     assert transcript["rating_comment"] == "回复很快"
 
@@ -191,24 +198,23 @@ def test_widget_fills_a_phone_screen(stack: str, new_page) -> None:  # type: ign
     expect(w.get_by_role("button", name="打开在线客服")).to_be_focused()
 
 
-def test_handoff_agent_takes_over_and_replies_live(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_handoff_agent_takes_over_replies_live_and_hands_back(  # type: ignore[no-untyped-def]
+    stack: str, admin_token: str, new_page, demo_faqs
+) -> None:
     visitor = new_page()
     w = open_widget(visitor, stack)
-    send(w, "我要投诉，快递一直没到")
+    send(w, "怎么查询物流信息？")
     expect(w.locator(BOT)).to_have_count(1)
-    w.get_by_role("button", name="转人工", exact=True).first.click()
+    handoff = w.get_by_role("button", name="转人工", exact=True).first  # the header button
+    handoff.click()  # the visitor asks for a human
     expect(w.locator(".xk-msg--system").last).to_contain_text("已为您转接人工客服")
-    expect(w.get_by_role("button", name="转人工", exact=True).first).to_be_disabled()
+    expect(handoff).to_be_disabled()
+    sid = session_id(visitor)
 
     agent = new_page()
-    agent.goto(stack + "/admin/", wait_until="domcontentloaded")
-    agent.get_by_label("用户名").fill(ADMIN[0])
-    agent.get_by_label("密码").fill(ADMIN[1])
-    agent.get_by_role("button", name="登录").click()
-    agent.wait_for_url("**/#/dashboard")
-    agent.goto(stack + "/admin/#/agent")
-    ticket = agent.locator(".ticket").first
-    ticket.wait_for()
+    console_as(agent, stack, admin_token, "agent", ADMIN[0])
+    ticket = agent.locator(".ticket").filter(has_text=sid[:12])
+    expect(ticket).to_have_count(1)  # the queue shows the visitor's session
     ticket.click()
     agent.get_by_role("button", name="接入").click()
     expect(w.locator(".xk-msg--system").last).to_contain_text("人工客服", timeout=10_000)
@@ -217,14 +223,60 @@ def test_handoff_agent_takes_over_and_replies_live(stack: str, new_page) -> None
     agent.get_by_role("button", name="发送").click()
 
     msg = w.locator(".xk-msg--agent .xk-bubble").last
-    expect(msg).to_have_text(reply, timeout=10_000)
+    expect(msg).to_have_text(reply, timeout=10_000)  # pushed live over SSE, no reload
     expect(msg.locator("a")).to_have_attribute("href", "https://shop.example.com/orders")
 
     # the visitor writes while the agent has the conversation: the bot stays silent, the agent sees it live
     send(w, "好的，稍等我找一下")
     expect(agent.locator(".transcript .msg--user").last).to_contain_text("好的，稍等我找一下", timeout=10_000)
+    time.sleep(1)  # give a (wrong) bot reply the time to show up
     expect(w.locator(BOT)).to_have_count(1)
 
     agent.get_by_role("button", name="交还机器人").click()
     expect(w.locator(".xk-msg--system").last).to_contain_text("小客智能助手继续为您服务", timeout=10_000)
-    expect(w.get_by_role("button", name="转人工", exact=True).first).to_be_enabled()
+    expect(handoff).to_be_enabled()
+
+    # the bot answers again, from the knowledge base
+    bots_before = w.locator(BOT).count()
+    question = "怎么申请退货？"
+    send(w, question)
+    expect(w.locator(BOT)).to_have_count(bots_before + 1)
+    expect(w.locator(BOT).last.locator(".xk-bubble")).to_contain_text(demo_faqs[question]["answer"])
+
+    # the console lists the conversation as handed off
+    listed: dict[str, Any] = httpx.get(
+        f"{stack}/api/v1/admin/conversations",
+        params={"handoff": "true"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    ).json()
+    assert sid in [c["session_id"] for c in listed["items"]]
+    no_markup_executed(visitor)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="widget bug: useChat.ts treats a handoff *offer* (reply type handoff, handoff.status none) as a "
+    "ticket opened (store.handoff = 'waiting'), so the header 转人工 button is disabled though nobody is queued",
+)
+def test_complaint_gets_a_human_offer_and_the_quick_reply_opens_a_ticket(  # type: ignore[no-untyped-def]
+    stack: str, admin_token: str, new_page
+) -> None:
+    visitor = new_page()
+    w = open_widget(visitor, stack)
+    send(w, "我要投诉，快递一直没到")
+    offer = w.locator(BOT).last
+    expect(offer.locator(".xk-chip--quick")).to_have_text(["转人工"])  # an offer, not a transfer yet
+    header = w.locator(".xk-handoff")
+    expect(header).to_be_enabled()  # nobody is queued: the visitor can still ask for a human
+    offer.locator(".xk-chip--quick").click()
+    expect(w.locator(BOT).last).to_contain_text("转接人工客服")
+    expect(header).to_be_disabled()
+    sid = session_id(visitor)
+    waiting = httpx.get(
+        f"{stack}/api/v1/admin/handoffs",
+        params={"status": "waiting"},
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=10,
+    ).json()
+    assert sid in [t["session_id"] for t in waiting["items"]]

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.serving` (inference server), results in benchmarks/results/*.json."""

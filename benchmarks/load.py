@@ -1,0 +1,146 @@
+"""Steady-load / soak run of the whole stack: `python -m benchmarks.load --soak-minutes N` (`make bench-load`).
+
+Same stack as benchmarks/api.py (private Redis + MariaDB + Ray Serve + API in a private network namespace), but
+with visitors that pause between turns (``--think``) as people do, for ``--soak-minutes``. Samples the RSS of
+every process each ``--sample-s`` seconds and reports start/end/growth, turns/s, p50/p99 per minute, errors and
+accepted vs stored messages. Writes benchmarks/results/load.json {turns_per_s, p99_ms, errors, accepted, stored,
+rss_growth_pct, ...}. Bounded: stops by itself after the soak, and stops only the processes it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.api import (
+    BENCH_API_ENV,
+    REPO,
+    growth_pct,
+    mb,
+    model_info,
+    reexec_in_netns,
+    run_load,
+    start_stack,
+    stored_messages,
+    wait_drained,
+)
+
+
+async def soak(st: Any, args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
+    from tests.stack.load import LoadGen
+
+    gen = LoadGen(st.api_url, visitors=args.visitors, think_s=args.think, seed=3, timeout_s=30)
+    samples: list[dict[str, Any]] = []
+    duration = args.soak_minutes * 60
+    await gen.start()
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < duration:
+            await asyncio.sleep(min(args.sample_s, max(0.0, duration - (time.monotonic() - t0))))
+            rss = await asyncio.to_thread(st.rss)
+            samples.append(
+                {"t_s": round(time.monotonic() - t0, 1), "rss_mb": mb(rss), "turns": len(gen.result.turns)}
+            )
+            print(
+                f"[soak] t={samples[-1]['t_s']}s turns={samples[-1]['turns']} rss={samples[-1]['rss_mb']}",
+                flush=True,
+            )
+    finally:
+        result = await gen.stop()
+    return result, samples
+
+
+def per_minute(result: Any) -> list[dict[str, Any]]:
+    out = []
+    minutes = int(result.elapsed_s // 60) + 1
+    for m in range(minutes):
+        w = result.window(m * 60, (m + 1) * 60)
+        if not w:
+            continue
+        span = min(60.0, result.elapsed_s - m * 60)
+        out.append(
+            {
+                "minute": m + 1,
+                "turns_per_s": round(sum(1 for t in w if t.status == 200) / span, 1) if span > 0 else 0.0,
+                "p50_ms": round(result.percentile_ms(50, m * 60, (m + 1) * 60), 1),
+                "p99_ms": round(result.percentile_ms(99, m * 60, (m + 1) * 60), 1),
+                "errors": sum(1 for t in w if t.status != 200),
+            }
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
+    p.add_argument("--soak-minutes", type=float, default=3.0)
+    p.add_argument("--visitors", type=int, default=32)
+    p.add_argument("--think", type=float, default=1.0, help="seconds between a visitor's turns")
+    p.add_argument("--warmup", type=float, default=8.0)
+    p.add_argument("--sample-s", type=float, default=15.0)
+    p.add_argument("--serving", choices=["ray", "fake"], default="ray")
+    p.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes of the API")
+    p.add_argument("--store", default=None)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "load.json"))
+    args = p.parse_args(argv)
+    reexec_in_netns()
+
+    st = start_stack(args, BENCH_API_ENV)
+    try:
+        asyncio.run(run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1))
+        wait_drained(st)
+        rss_start = st.rss()
+        load_start = os.getloadavg()
+        result, samples = asyncio.run(soak(st, args))
+        rss_end = st.rss()
+        pending = wait_drained(st)
+        stored, distinct = stored_messages(st, result.sessions)
+        summary = result.summary()
+        growth = growth_pct(rss_start, rss_end)
+        out = {
+            "turns_per_s": summary["turns_per_s"],
+            "p99_ms": summary["p99_ms"],
+            "errors": summary["errors"],
+            "accepted": result.accepted_records,
+            "stored": stored,
+            "rss_growth_pct": growth["total"],
+            "details": {
+                "soak_minutes": args.soak_minutes,
+                "visitors": args.visitors,
+                "think_s": args.think,
+                "p50_ms": summary["p50_ms"],
+                "turns": summary["turns"],
+                "by_status": summary["by_status"],
+                "reply_types": summary["reply_types"],
+                "duplicate_rows": stored - distinct,
+                "writer_pending_after": pending,
+                "serving": args.serving,
+                "api_workers": args.api_workers,
+                "model_store": model_info(st),
+                "rss_mb_start": mb(rss_start),
+                "rss_mb_end": mb(rss_end),
+                "rss_growth_pct_by_process": growth,
+                "per_minute": per_minute(result),
+                "rss_samples": samples,
+                "loadavg_1m_start_end": [round(load_start[0], 1), round(os.getloadavg()[0], 1)],
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        }
+    except BaseException:
+        st.print_logs()
+        raise
+    finally:
+        st.close()
+    print(json.dumps({k: v for k, v in out.items() if k != "details"}, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"[bench] wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

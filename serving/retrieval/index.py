@@ -1,0 +1,287 @@
+"""The FAQ index: questions (standard + similar) with their vectors, a dense FAISS index, a BM25 keyword index,
+fused search collapsed per FAQ, and versioned persistence under `<model store>/indexes/<version>/`.
+
+Layout of one version directory (written to a temporary sibling and renamed into place, so a reader never sees
+half a version)::
+
+    info.json        bundle.contracts.IndexInfo (minus `active`)
+    questions.jsonl  one row per indexed question: faq_id, question (standard), text (as matched), tokens
+    vectors.npy      float32 (n, d), L2-normalized; memory-mapped on load and used for exact re-scoring
+    dense.faiss      the FAISS index; dense.json its type and tuned search parameters
+
+`indexes/ACTIVE` holds the active version; activation is an atomic rename of that pointer file. Every retriever
+replica polls the pointer, so activation (and rollback = activating an older version) reaches all replicas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from bundle.contracts import Candidate, IndexInfo
+from serving.retrieval.dense import DenseBuildConfig, DenseIndex, l2_normalize
+from serving.retrieval.fusion import FusionConfig, collapse_by_faq
+from serving.retrieval.keyword import JiebaSegmenter, KeywordIndex
+
+ACTIVE_POINTER = "ACTIVE"
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class IndexStoreError(Exception):
+    """`code` is stable (INDEX_NOT_FOUND, INDEX_VERSION_INVALID, INDEX_EXISTS, INDEX_CORRUPT)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class KbEntryLike(Protocol):
+    faq_id: str
+    question: str
+    similar: list[str]
+
+
+@dataclass(frozen=True)
+class IndexedQuestion:
+    faq_id: str
+    question: str  # the FAQ's standard question
+    text: str  # this row's question (standard or similar), as written in the knowledge base
+
+
+def flatten_entries(entries: Iterable[KbEntryLike]) -> list[IndexedQuestion]:
+    """One row per distinct (faq, question) pair: the standard question first, then its similar questions."""
+    rows: list[IndexedQuestion] = []
+    for e in entries:
+        seen: set[str] = set()
+        for text in [e.question, *e.similar]:
+            key = text.strip()
+            if key and key not in seen:
+                seen.add(key)
+                rows.append(IndexedQuestion(e.faq_id, e.question, text))
+    return rows
+
+
+def default_version(rows: Sequence[IndexedQuestion], embedder_version: str) -> str:
+    h = hashlib.sha256(embedder_version.encode())
+    for r in rows:
+        h.update(f"{r.faq_id}\t{r.text}\n".encode())
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
+
+
+def check_index_version(version: str) -> str:
+    if not _VERSION_RE.match(version) or version.startswith("."):
+        raise IndexStoreError("INDEX_VERSION_INVALID", f"invalid index version {version!r}")
+    return version
+
+
+class FaqIndex:
+    """Immutable once built: replicas swap whole FaqIndex objects, so a search never sees a half-built one."""
+
+    def __init__(
+        self,
+        rows: Sequence[IndexedQuestion],
+        tokens: Sequence[Sequence[str]],
+        vectors: np.ndarray,
+        dense: DenseIndex,
+        info: IndexInfo,
+        segmenter: JiebaSegmenter | None = None,
+        fusion: FusionConfig | None = None,
+    ) -> None:
+        if not (len(rows) == len(tokens) == vectors.shape[0] == dense.size):
+            raise ValueError("rows, tokens, vectors and the dense index disagree in size")
+        self.rows = list(rows)
+        self.tokens = [list(t) for t in tokens]
+        self.vectors = vectors
+        self.dense = dense
+        self.info = info
+        self.keyword = KeywordIndex(self.tokens, segmenter=segmenter)
+        self.fusion = fusion or FusionConfig()
+        self._doc_faq = [r.faq_id for r in self.rows]
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @classmethod
+    def build(
+        cls,
+        rows: Sequence[IndexedQuestion],
+        vectors: np.ndarray,
+        normalized_texts: Sequence[str],
+        *,
+        version: str,
+        embedder_version: str,
+        segmenter: JiebaSegmenter | None = None,
+        dense_config: DenseBuildConfig | None = None,
+        fusion: FusionConfig | None = None,
+    ) -> FaqIndex:
+        """`vectors[i]` and `normalized_texts[i]` belong to `rows[i]` (texts normalized like queries are)."""
+        if not rows:
+            raise ValueError("cannot build an empty index")
+        if len(rows) != len(normalized_texts) or len(rows) != len(vectors):
+            raise ValueError("rows, vectors and texts must align")
+        t0 = time.perf_counter()
+        seg = segmenter or JiebaSegmenter()
+        x = l2_normalize(vectors)
+        dense = DenseIndex.build(x, dense_config)
+        tokens = [seg.tokens(t) for t in normalized_texts]
+        info = IndexInfo(
+            version=check_index_version(version),
+            size=len(rows),
+            entries=len({r.faq_id for r in rows}),
+            index_type=dense.meta.index_type.value,
+            recall_at_10=dense.meta.recall_at_10,
+            build_seconds=round(time.perf_counter() - t0, 3),
+            created_at=datetime.now(UTC).isoformat(),
+            embedder_version=embedder_version,
+        )
+        return cls(rows, tokens, x, dense, info, segmenter=seg, fusion=fusion)
+
+    # -- search --------------------------------------------------------------------------------------------
+    def search(
+        self, texts: Sequence[str], query_vectors: np.ndarray, top_k: int, pool: int | None = None
+    ) -> list[list[Candidate]]:
+        """For each (normalized text, query vector): the top_k FAQs by fused score, best first."""
+        q = l2_normalize(np.atleast_2d(query_vectors))
+        if len(texts) != q.shape[0]:
+            raise ValueError("texts and query vectors must align")
+        n_pool = pool or max(50, top_k * 10)
+        _, dense_ids = self.dense.search(q, n_pool)
+        out: list[list[Candidate]] = []
+        for i, text in enumerate(texts):
+            kw_all = self.keyword.score_all(text)
+            kw_top = np.argpartition(-kw_all, min(n_pool, len(kw_all)) - 1)[:n_pool]
+            kw_top = kw_top[kw_all[kw_top] > 0]
+            docs = np.union1d(dense_ids[i][dense_ids[i] >= 0], kw_top).astype(np.int64)
+            dense_scores = np.asarray(self.vectors[docs] @ q[i], dtype=np.float64)
+            hits = collapse_by_faq(docs, dense_scores, kw_all[docs], self._doc_faq, self.fusion, top_k)
+            out.append(
+                [
+                    Candidate(
+                        faq_id=h.faq_id,
+                        question=self.rows[h.doc].question,
+                        matched=self.rows[h.doc].text,
+                        dense_score=round(h.dense, 6),
+                        keyword_score=round(h.keyword, 6),
+                        fused_score=round(h.fused, 6),
+                    )
+                    for h in hits
+                ]
+            )
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dense.save(directory)
+        np.save(directory / "vectors.npy", np.asarray(self.vectors, dtype=np.float32))
+        with (directory / "questions.jsonl").open("w", encoding="utf-8") as f:
+            for row, toks in zip(self.rows, self.tokens, strict=True):
+                rec = {"faq_id": row.faq_id, "question": row.question, "text": row.text, "tokens": toks}
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        info = self.info.model_dump(mode="json", exclude={"active"})
+        (directory / "info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", "utf-8")
+
+    @classmethod
+    def load(
+        cls, directory: Path, segmenter: JiebaSegmenter | None = None, fusion: FusionConfig | None = None
+    ) -> FaqIndex:
+        try:
+            info = IndexInfo.model_validate_json((directory / "info.json").read_text(encoding="utf-8"))
+            rows: list[IndexedQuestion] = []
+            tokens: list[list[str]] = []
+            with (directory / "questions.jsonl").open(encoding="utf-8") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    rows.append(IndexedQuestion(rec["faq_id"], rec["question"], rec["text"]))
+                    tokens.append(list(rec["tokens"]))
+            vectors = np.load(directory / "vectors.npy", mmap_mode="r")
+            dense = DenseIndex.load(directory)
+            return cls(rows, tokens, vectors, dense, info, segmenter=segmenter, fusion=fusion)
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexStoreError("INDEX_CORRUPT", f"index at {directory} cannot be loaded") from exc
+
+
+class IndexStore:
+    """`<root>/<version>/` index directories plus the `<root>/ACTIVE` pointer."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    def path(self, version: str) -> Path:
+        return self.root / check_index_version(version)
+
+    def exists(self, version: str) -> bool:
+        return (self.path(version) / "info.json").is_file()
+
+    def versions(self) -> list[IndexInfo]:
+        if not self.root.is_dir():
+            return []
+        active = self.active()
+        out = []
+        for p in sorted(self.root.iterdir()):
+            if p.is_dir() and not p.name.startswith(".") and (p / "info.json").is_file():
+                try:
+                    info = IndexInfo.model_validate_json((p / "info.json").read_text(encoding="utf-8"))
+                except ValueError:
+                    continue
+                out.append(info.model_copy(update={"active": info.version == active}))
+        return sorted(out, key=lambda i: i.created_at)
+
+    def active(self) -> str | None:
+        pointer = self.root / ACTIVE_POINTER
+        try:
+            version = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return version or None
+
+    def activate(self, version: str) -> None:
+        if not self.exists(version):
+            raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".ACTIVE-", dir=self.root)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(version + "\n")
+        os.replace(tmp, self.root / ACTIVE_POINTER)
+
+    def save(self, index: FaqIndex) -> Path:
+        dest = self.path(index.version)
+        if dest.exists():
+            raise IndexStoreError("INDEX_EXISTS", f"index version {index.version} already exists")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{index.version}-", dir=self.root))
+        try:
+            index.save(tmp)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if dest.exists():  # another replica published the same version first
+                raise IndexStoreError(
+                    "INDEX_EXISTS", f"index version {index.version} already exists"
+                ) from exc
+            raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return dest
+
+    def load(
+        self, version: str, segmenter: JiebaSegmenter | None = None, fusion: FusionConfig | None = None
+    ) -> FaqIndex:
+        if not self.exists(version):
+            raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
+        return FaqIndex.load(self.path(version), segmenter=segmenter, fusion=fusion)

@@ -1,0 +1,241 @@
+"""The Serve application in Serve's local testing mode (`serve.run(..., _local_testing_mode=True)`): real tiny
+bundles, real ORT sessions, real FAISS + BM25; both topologies; routes called through the ingress handle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ray import serve
+
+from bundle.manifest import BundleKind
+from bundle.store import ModelStore, read_manifest, write_manifest
+from serving.app import build_app
+from serving.settings import ServingArgs
+
+
+def make_request(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    from starlette.requests import Request
+
+    raw = (
+        body
+        if isinstance(body, bytes)
+        else (b"" if body is None else json.dumps(body, ensure_ascii=False).encode())
+    )
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    return Request(scope, receive)
+
+
+REPO = Path(__file__).resolve().parents[3]
+FAQ = REPO / "data" / "demo" / "faq" / "faq.jsonl"
+KB = [
+    {"faq_id": "refund", "question": "怎么申请退货", "similar": ["我要退货", "商品不想要了能退吗"]},
+    {"faq_id": "ship", "question": "快递多久能到", "similar": ["几天能到货", "什么时候发货"]},
+    {"faq_id": "invoice", "question": "发票怎么开", "similar": ["能开发票吗"]},
+]
+
+
+@pytest.fixture
+def store(tiny_model_store: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "models"
+    shutil.copytree(tiny_model_store, root, ignore=shutil.ignore_patterns("indexes"))
+    return root
+
+
+def _run(store: Path, tmp_path: Path, **kw: Any) -> Any:
+    args = ServingArgs(
+        model_store=store, jieba_cache_dir=tmp_path / "jieba", device="cpu", index_poll_s=0.1, **kw
+    )
+    return serve.run(build_app(args), _local_testing_mode=True)
+
+
+def _call(handle: Any, method: str, *args: Any) -> Any:
+    return getattr(handle, method).remote(*args).result()
+
+
+def _json(resp: Any) -> Any:
+    return json.loads(resp.body)
+
+
+@pytest.mark.parametrize("topology", ["fused", "split"])
+def test_nlu_and_index_lifecycle(local_serve: None, store: Path, tmp_path: Path, topology: str) -> None:
+    h = _run(store, tmp_path, topology=topology, bootstrap=False)
+    texts = ["我要退货！", "ＦＡＱ 快递几天到", "发票怎么开"]
+
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": texts}, {"x-request-id": "req-1"}))
+    assert r.status_code == 200
+    body = _json(r)
+    assert [x["text"] for x in body["results"]] == ["我要退货!", "faq 快递几天到", "发票怎么开"]  # normalized
+    labels = read_manifest(store / "intent" / "tiny-1").labels
+    for res in body["results"]:
+        assert res["intent"]["label"] in labels and len(res["intent"]["top_k"]) == 3
+        assert res["intent"]["top_k"][0]["confidence"] >= res["intent"]["top_k"][1]["confidence"]
+        assert res["sentiment"]["label"] in {"negative", "neutral", "positive"}
+        assert res["candidates"] == []  # no index yet
+    assert body["model_versions"] == {"intent": "tiny-1", "sentiment": "tiny-1", "embedder": "tiny-1"}
+    assert body["thresholds"] == {"answer": 0.8, "suggest": 0.5}  # from the embedder manifest
+    assert float(r.headers["x-inference-time"]) > 0
+
+    # build v1 (not active), list, activate
+    r = _call(
+        h,
+        "build_index",
+        make_request("POST", "/v1/indexes", {"entries": KB, "activate": False, "version": "v1"}),
+    )
+    assert r.status_code == 201 and _json(r)["size"] == 8 and _json(r)["active"] is False
+    r = _call(h, "list_indexes", make_request("GET", "/v1/indexes"))
+    assert _json(r)["active"] is None and [v["version"] for v in _json(r)["versions"]] == ["v1"]
+    r = _call(h, "activate_index", "v1", make_request("POST", "/v1/indexes/v1/activate"))
+    assert r.status_code == 200 and _json(r)["active"] is True
+
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["我要退货", "发票怎么开"], "top_k": 2}))
+    body = _json(r)
+    assert body["index_version"] == "v1"
+    first = body["results"][0]["candidates"]
+    assert first[0]["faq_id"] == "refund" and first[0]["matched"] == "我要退货"
+    assert first[0]["fused_score"] >= first[-1]["fused_score"] and len(first) == 2
+    assert body["results"][1]["candidates"][0]["faq_id"] == "invoice"
+    assert float(r.headers["x-retrieval-time"]) >= 0
+
+    # v2 without the invoice FAQ, activate, then roll back to v1
+    kb2 = [e for e in KB if e["faq_id"] != "invoice"]
+    r = _call(h, "build_index", make_request("POST", "/v1/indexes", {"entries": kb2, "version": "v2"}))
+    assert r.status_code == 201 and _json(r)["active"] is True
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["发票怎么开"], "top_k": 5}))
+    assert _json(r)["index_version"] == "v2"
+    assert "invoice" not in {c["faq_id"] for c in _json(r)["results"][0]["candidates"]}
+    _call(h, "activate_index", "v1", make_request("POST", "/v1/indexes/v1/activate"))
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["发票怎么开"]}))
+    assert _json(r)["index_version"] == "v1"
+
+    # index errors
+    r = _call(h, "activate_index", "nope", make_request("POST", "/v1/indexes/nope/activate"))
+    assert r.status_code == 404 and _json(r)["error"]["code"] == "INDEX_NOT_FOUND"
+    r = _call(h, "activate_index", ".hidden", make_request("POST", "/v1/indexes/.hidden/activate"))
+    assert r.status_code == 422 and _json(r)["error"]["code"] == "INDEX_VERSION_INVALID"
+    r = _call(h, "build_index", make_request("POST", "/v1/indexes", {"entries": KB, "version": "v1"}))
+    assert r.status_code == 409 and _json(r)["error"]["code"] == "INDEX_EXISTS"
+
+    # embed
+    r = _call(h, "embed", make_request("POST", "/v1/embed", {"texts": ["你好", "退货"]}))
+    emb = _json(r)
+    assert emb["dim"] == 32 and len(emb["embeddings"]) == 2 and emb["model_version"] == "tiny-1"
+    assert abs(sum(x * x for x in emb["embeddings"][0]) - 1.0) < 1e-3
+
+    metrics = _call(h, "metrics_route").body.decode()
+    for series in ("xiaoke_serving_requests_total", "xiaoke_serving_batch_rows_bucket", "xiaoke_serving_queue_seconds",
+                   "xiaoke_serving_inference_seconds", "xiaoke_serving_retrieval_seconds"):  # fmt: skip
+        assert series in metrics
+    assert 'xiaoke_serving_requests_total{code="INDEX_NOT_FOUND",endpoint="index_activate"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"texts": []}, 422, "TEXTS_EMPTY"),
+        ({"texts": ["好"] * 65}, 422, "TOO_MANY_TEXTS"),
+        ({"texts": ["好" * 513]}, 422, "TEXT_TOO_LONG"),
+        ({"texts": [1, 2]}, 422, "INVALID_TYPE"),
+        (b'{"texts": ["\xc3\x28"]}', 400, "INVALID_ENCODING"),
+        (b"not json", 400, "INVALID_JSON"),
+    ],
+)
+def test_bad_input_is_4xx_with_stable_code(
+    local_serve: None, store: Path, tmp_path: Path, payload: Any, status: int, code: str
+) -> None:
+    h = _run(store, tmp_path, bootstrap=False)
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", payload, {"x-request-id": "rid-42"}))
+    assert r.status_code == status
+    body = _json(r)
+    assert body["error"]["code"] == code and body["error"]["request_id"] == "rid-42"
+    assert "Traceback" not in r.body.decode()
+
+
+def test_bootstrap_from_demo_faq_then_ready(local_serve: None, store: Path, tmp_path: Path) -> None:
+    if not FAQ.is_file():
+        pytest.skip("no demo FAQ")
+    h = _run(store, tmp_path, bootstrap=True, bootstrap_faq=FAQ)
+    deadline = time.monotonic() + 60
+    while True:
+        r = _call(h, "readyz", make_request("GET", "/readyz"))
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        assert _json(r)["error"]["code"] == "NOT_READY"
+        time.sleep(0.2)
+    assert r.status_code == 200
+    ready = _json(r)
+    assert ready["bootstrap"] == "done" and ready["index_version"].startswith("demo-")
+    assert ready["models"]["intent"]["variant"] == "int8"  # CPU profile picks the int8 variant
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["能7天无理由退吗"]}))
+    assert _json(r)["results"][0]["candidates"], "bootstrapped index answers out of the box"
+
+
+def _publish_permuted_intent(store: Path, tmp_path: Path) -> str:
+    """A second intent bundle whose label order is reversed: same logits, different top-1 label."""
+    src = store / "intent" / "tiny-1"
+    work = tmp_path / "intent-tiny-2"
+    shutil.copytree(src, work)
+    m = read_manifest(work)
+    write_manifest(work, m.model_copy(update={"version": "tiny-2", "labels": list(reversed(m.labels))}))
+    ModelStore(store).publish(work, set_live=False)
+    return "tiny-2"
+
+
+def test_model_roll_and_shadow_via_user_config(local_serve: None, store: Path, tmp_path: Path) -> None:
+    v2 = _publish_permuted_intent(store, tmp_path)
+    h = _run(store, tmp_path, bootstrap=False)
+    req = {"texts": ["我要退货", "你好", "发票"], "with_candidates": False}
+
+    # shadow: every text also scored by tiny-2; reversed labels -> disagreements counted
+    _call(h, "reconfigure", {"models": {"intent": {"shadow_version": v2, "shadow_sample_rate": 1.0}}})
+    for _ in range(3):
+        assert _call(h, "nlu", make_request("POST", "/v1/nlu", req)).status_code == 200
+        time.sleep(0.1)
+    metrics = _call(h, "metrics_route").body.decode()
+    line = next(
+        x
+        for x in metrics.splitlines()
+        if x.startswith('xiaoke_serving_shadow_disagreements_total{model="intent"}')
+    )
+    assert float(line.split()[-1]) > 0
+
+    # roll the live bundle while requests are flowing: none fails, later ones report tiny-2
+    def fire(i: int) -> tuple[int, str]:
+        r = _call(h, "nlu", make_request("POST", "/v1/nlu", req))
+        return r.status_code, _json(r)["model_versions"]["intent"] if r.status_code == 200 else ""
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(fire, i) for i in range(12)]
+        _call(h, "reconfigure", {"models": {"intent": {"bundle_version": v2}}})
+        results = [f.result() for f in futures]
+    assert all(status == 200 for status, _ in results)
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", req))
+    assert _json(r)["model_versions"]["intent"] == v2
+    assert ModelStore(store).live_version(BundleKind.INTENT) == "tiny-1"  # LIVE pointer untouched
+
+
+def test_overload_is_429_with_retry_after(local_serve: None, store: Path, tmp_path: Path) -> None:
+    h = _run(store, tmp_path, bootstrap=False)
+    _call(h, "reconfigure", {"max_inflight": 1})
+    req = {"texts": ["我要退货"] * 64}
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: _call(h, "nlu", make_request("POST", "/v1/nlu", req)), range(16)))
+    codes = [r.status_code for r in responses]
+    assert 200 in codes and 429 in codes
+    rejected = next(r for r in responses if r.status_code == 429)
+    assert rejected.headers["retry-after"] == "1" and _json(rejected)["error"]["code"] == "OVERLOADED"

@@ -1,0 +1,94 @@
+"""RetrieverServer without Ray: build, activate, rollback, and activation reaching every replica via the store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bundle.contracts import KbEntry
+from serving.errors import ErrorCode, ServingError
+from serving.retrieval import flatten_entries
+from serving.servers import RetrieverServer
+from serving.settings import ServingArgs
+
+ENTRIES = [
+    KbEntry(faq_id="f1", question="如何申请退货", similar=["怎么退货"]),
+    KbEntry(faq_id="f2", question="快递多久能到", similar=["几天能到货"]),
+]
+
+
+def _settings(tmp_path: Path):
+    return ServingArgs(
+        model_store=tmp_path / "models",
+        jieba_cache_dir=tmp_path / "jieba",
+        index_poll_s=0.05,
+        device="cpu",
+        bootstrap=False,
+    ).settings()
+
+
+def _payload(seed: int):
+    rows = flatten_entries(ENTRIES)
+    rng = np.random.default_rng(seed)
+    vecs = rng.standard_normal((len(rows), 8)).astype(np.float32)
+    return rows, vecs, [r.text for r in rows]
+
+
+async def test_activation_reaches_other_replicas_and_rollback(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    a, b = RetrieverServer(settings, num_gpus=0), RetrieverServer(settings, num_gpus=0)
+    await b.check_health()  # starts b's poller
+    rows, vecs, texts = _payload(1)
+    info = await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    assert info.active and info.version == "v1" and info.entries == 2
+    assert a.active_version == "v1"
+    for _ in range(100):
+        if b.active_version == "v1":
+            break
+        await asyncio.sleep(0.02)
+    assert b.active_version == "v1"  # b never served the activate call
+
+    rows2, vecs2, texts2 = _payload(2)
+    await a.build(rows2, vecs2, texts2, "v2", "emb-1", False)
+    assert a.active_version == "v1"  # built but not active
+    await b.activate("v2")
+    assert b.active_version == "v2"
+    await a.sync()
+    assert a.active_version == "v2"
+    await a.activate("v1")  # rollback
+    await b.sync()
+    assert (a.active_version, b.active_version) == ("v1", "v1")
+    listed = await b.list()
+    assert listed.active == "v1" and [v.version for v in listed.versions] == ["v1", "v2"]
+
+    q = vecs[:1]
+    reply = await b.search(["怎么退货"], q, 2, "emb-1")
+    assert reply.index_version == "v1" and reply.candidates[0][0].faq_id == "f1"
+    assert not reply.embedder_mismatch
+    other = await b.search(["怎么退货"], np.ones((1, 4), np.float32), 2, "emb-2")  # wrong dim: keyword only
+    assert other.embedder_mismatch and other.candidates[0][0].dense_score == 0.0
+
+
+async def test_new_replica_loads_active_index_at_start(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    a = RetrieverServer(settings, num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    assert RetrieverServer(settings, num_gpus=0).active_version == "v1"
+
+
+async def test_build_errors_have_stable_codes(tmp_path: Path) -> None:
+    a = RetrieverServer(_settings(tmp_path), num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", False)
+    with pytest.raises(ServingError) as exc:
+        await a.build(rows, vecs, texts, "v1", "emb-1", False)
+    assert exc.value.code is ErrorCode.INDEX_EXISTS
+    with pytest.raises(ServingError) as exc:
+        await a.activate("missing")
+    assert exc.value.code is ErrorCode.INDEX_NOT_FOUND
+    empty = await RetrieverServer(_settings(tmp_path / "other"), num_gpus=0).search(["x"], vecs[:1], 3, "e")
+    assert empty.candidates == [[]] and empty.index_version is None

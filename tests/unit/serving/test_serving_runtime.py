@@ -1,0 +1,58 @@
+"""Tokenize-once length bucketing and post-processing (a tiny in-test tokenizer; no model files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.runtime import Encoder, softmax
+
+
+@pytest.fixture
+def encoder(tmp_path: Path) -> Encoder:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {
+        "[PAD]": 0,
+        "[UNK]": 1,
+        "[CLS]": 2,
+        "[SEP]": 3,
+        **{ch: i + 4 for i, ch in enumerate("我要退货快递发票怎么开")},
+    }
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    return Encoder(path, max_seq_len=6)
+
+
+def test_buckets_sorted_by_length_and_padded_per_bucket(encoder: Encoder) -> None:
+    texts = ["我要退货快递发票", "我", "快递", "我要退", "发", "怎么开"]
+    buckets, real, padded = encoder.encode(texts, bucket_size=2)
+    assert sorted(int(i) for b in buckets for i in b.index) == list(range(len(texts)))
+    widths = [b.input_ids.shape[1] for b in buckets]
+    assert widths == sorted(widths) and widths[-1] == 6  # truncated to max_seq_len
+    assert widths[0] == 3  # [CLS] x [SEP]: short texts are not padded to the longest one
+    assert real == sum(int(b.attention_mask.sum()) for b in buckets)
+    assert padded == sum(b.input_ids.size for b in buckets) and padded >= real
+    first = buckets[0]
+    assert first.input_ids[0, 0] == 2 and (first.input_ids[first.attention_mask == 0] == 0).all()
+
+
+def test_bucketing_cuts_padding_vs_one_batch(encoder: Encoder) -> None:
+    texts = ["我"] * 8 + ["我要退货快递发票"] * 2
+    _, real, sorted_padded = encoder.encode(texts, bucket_size=4)
+    _, _, one_batch_padded = encoder.encode(texts, bucket_size=len(texts))
+    assert sorted_padded < one_batch_padded
+    assert real <= sorted_padded
+
+
+def test_softmax_rows_sum_to_one() -> None:
+    p = softmax(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]], dtype=np.float32))
+    assert np.allclose(p.sum(axis=1), 1.0)
+    assert p[1, 0] == pytest.approx(1.0)

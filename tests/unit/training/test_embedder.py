@@ -1,0 +1,151 @@
+"""training.embedder pieces without model files: pair loading, FAQ split, batching, loss, thresholds."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.embedder import (
+    FaqEntry,
+    Pair,
+    PairFileError,
+    calibrate_retrieval_thresholds,
+    load_faq,
+    load_pair_file,
+    no_duplicate_batches,
+    positive_pairs,
+    split_faq,
+)
+
+
+def test_load_pair_file_three_layouts(tmp_path: Path) -> None:
+    afqmc = tmp_path / "a.jsonl"
+    afqmc.write_text(
+        '{"sentence1": "花呗怎么还", "sentence2": "花呗还款方式", "label": "1"}\n'
+        '{"sentence1": "借呗额度", "sentence2": "蚂蚁森林", "label": "0"}\n',
+        encoding="utf-8",
+    )
+    bq = tmp_path / "b.csv"
+    bq.write_bytes('\ufeffsentence1,sentence2,label\n怎么借款,如何借钱,1\n"逗号,在里面",不同,0\n'.encode())
+    lcqmc = tmp_path / "c.txt"
+    lcqmc.write_text(
+        "开初婚未育证明怎么弄？\t初婚未育情况证明怎么开？\t1\n谁知道\t什么歌\t0\n", encoding="utf-8"
+    )
+    assert load_pair_file(afqmc) == [("花呗怎么还", "花呗还款方式", 1), ("借呗额度", "蚂蚁森林", 0)]
+    assert load_pair_file(bq) == [("怎么借款", "如何借钱", 1), ("逗号,在里面", "不同", 0)]
+    assert load_pair_file(lcqmc)[0] == ("开初婚未育证明怎么弄？", "初婚未育情况证明怎么开？", 1)
+    pos = positive_pairs(load_pair_file(bq), "bq")
+    assert [(p.anchor, p.positive) for p in pos] == [("怎么借款", "如何借钱")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"sentence1": "a"}\n', "a\tb\tmaybe\n", "only-one-column\n"],
+)
+def test_load_pair_file_errors_name_the_line(tmp_path: Path, content: str) -> None:
+    f = tmp_path / "bad.txt"
+    f.write_text(content, encoding="utf-8")
+    with pytest.raises(PairFileError, match=r"bad\.txt:1"):
+        load_pair_file(f)
+    with pytest.raises(PairFileError):
+        load_pair_file(tmp_path / "missing.tsv")
+
+
+def _entries() -> list[FaqEntry]:
+    return [
+        FaqEntry(f"faq-{i}", f"问题{i}", [f"相似{i}-{j}" for j in range(5)], [f"留出{i}-a", f"留出{i}-b"])
+        for i in range(6)
+    ]
+
+
+def test_split_faq_never_uses_heldout_and_keeps_validation_out() -> None:
+    entries = _entries()
+    split = split_faq(entries, val_per_faq=1)
+    texts = {t for p in split.pairs for t in (p.anchor, p.positive)}
+    assert not any(t.startswith("留出") for t in texts)
+    assert len(split.val_queries) == len(entries)
+    for q, faq_id in split.val_queries:
+        assert q not in texts  # validation queries are not trained on ...
+        kept = next(e for e in split.train_entries if e.faq_id == faq_id)
+        assert q not in kept.similar  # ... and not in the calibration index
+    # every pair is within one FAQ and carries it as its group; all C(5, 2) pairs among question + 4 similar
+    assert all(p.group.startswith("faq:") for p in split.pairs)
+    assert len(split.pairs) == len(entries) * 10
+    assert split_faq(entries).val_queries == split.val_queries  # stable choice
+
+
+def test_load_faq(tmp_path: Path) -> None:
+    f = tmp_path / "faq.jsonl"
+    row = {"id": "faq-1", "question": "q", "answer": "a", "similar": ["s"], "heldout": ["h"], "intent": "x"}
+    f.write_text(json.dumps(row, ensure_ascii=False) + "\n\n", encoding="utf-8")
+    (e,) = load_faq(f)
+    assert (e.faq_id, e.question, e.similar, e.heldout, e.intent) == ("faq-1", "q", ["s"], ["h"], "x")
+
+
+def test_no_duplicate_batches_groups_unique_and_complete() -> None:
+    pairs = [Pair(f"a{i}", f"b{i}", f"g{i % 7}") for i in range(100)]
+    batches = no_duplicate_batches(pairs, 16, random.Random(1))
+    for b in batches:
+        groups = [pairs[i].group for i in b]
+        assert len(groups) == len(set(groups))
+        assert 2 <= len(b) <= 16
+    used = [i for b in batches for i in b]
+    assert len(used) == len(set(used))
+    assert len(used) >= 100 - 1  # at most one lone leftover dropped
+
+
+def test_ranking_loss_prefers_aligned_pairs() -> None:
+    torch = pytest.importorskip("torch")
+    from training.embedder import ranking_loss
+
+    a = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    aligned = ranking_loss(a, a.clone(), 20.0, True)
+    shuffled = ranking_loss(a, a[torch.randperm(8)].clone(), 20.0, True)
+    assert float(aligned) < float(shuffled)
+    asym = ranking_loss(a, a.roll(1, 0), 20.0, False)
+    sym = ranking_loss(a, a.roll(1, 0), 20.0, True)
+    assert float(sym) > 0 and float(asym) > 0
+
+
+def test_calibrate_thresholds_separates_good_from_out_of_scope() -> None:
+    rng = np.random.default_rng(0)
+    # in-scope: high scores mostly correct at rank 1; out-of-scope: low scores
+    val_scores = list(rng.uniform(0.6, 0.95, 80))
+    val_ranks = [1 if s > 0.7 else 3 for s in val_scores]
+    oos = list(rng.uniform(0.2, 0.55, 80))
+    t = calibrate_retrieval_thresholds(val_scores, val_ranks, oos)
+    assert 0.55 <= t["answer"] <= 0.75
+    assert t["suggest"] <= t["answer"]
+    assert "precision" in t["rule"]
+    # answered queries are >= 90% correct at the chosen threshold
+    scores = np.array(val_scores + oos)
+    ok = np.array([r == 1 for r in val_ranks] + [False] * len(oos))
+    assert ok[scores >= t["answer"]].mean() >= 0.9
+
+
+def test_calibrate_thresholds_without_data_falls_back() -> None:
+    t = calibrate_retrieval_thresholds([], [], [])
+    assert t["answer"] > t["suggest"]
+
+
+def test_split_faq_answer_pairs_stay_in_the_faq_group() -> None:
+    entries = [
+        FaqEntry(
+            "faq-1",
+            "退货运费谁承担？",
+            ["退货运费谁出", "退货邮费谁付"],
+            ["留出"],
+            "refund",
+            "质量问题由商家承担运费" * 5,
+        )
+    ]
+    plain = split_faq(entries, val_per_faq=1)
+    with_answers = split_faq(entries, val_per_faq=1, answer_chars=10)
+    extra = [p for p in with_answers.pairs if p not in plain.pairs]
+    assert len(extra) == 2  # question + the one remaining similar question, each with the answer's opening
+    assert all(p.positive == entries[0].answer[:10] and p.group == "faq:faq-1" for p in extra)
+    assert with_answers.val_queries == plain.val_queries

@@ -1,0 +1,179 @@
+"""End to end on a tiny model: train (2 layers, hidden 32, a few steps) -> evaluate -> last-line JSON."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from training.classifier import TRAINING_META, ScratchArch, TrainConfig, train_classifier
+from training.evaluate import main as evaluate_main
+
+TEMPLATES = {
+    "greeting": ["你好", "在吗", "您好呀", "哈喽", "早上好", "有人吗"],
+    "order_status": [
+        "我的订单到哪了",
+        "查一下物流",
+        "快递什么时候到",
+        "订单状态",
+        "包裹到哪里了",
+        "发货了吗",
+    ],
+    "refund": ["我要退款", "怎么退货", "申请退款", "退钱", "可以退吗", "退款多久到账"],
+}
+
+
+def make_dataset(path, n_per_label: int, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for label, texts in TEMPLATES.items():
+        for _ in range(n_per_label):
+            t = rng.choice(texts) + rng.choice(["", "？", "。", "啊", "呢"])
+            rows.append({"text": t, "label": label})
+    rng.shuffle(rows)
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    train = tmp / "train.jsonl"
+    make_dataset(train, 20, seed=1)
+    cfg = TrainConfig(
+        kind="intent",
+        epochs=25,
+        lr=3e-3,
+        batch_size=16,
+        max_len=16,
+        arch=ScratchArch(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64),
+        progress=False,
+        threads=1,
+    )
+    result = train_classifier(train, tmp / "model", base="none", config=cfg, on_log=lambda m: None)
+    return tmp, result
+
+
+def test_training_output_layout(tiny_model):
+    tmp, result = tiny_model
+    out = result.out_dir
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt", TRAINING_META):
+        assert (out / name).is_file(), name
+    meta = json.loads((out / TRAINING_META).read_text(encoding="utf-8"))
+    assert meta["kind"] == "intent"
+    assert meta["labels"] == sorted(TEMPLATES)
+    assert set(meta["thresholds"]["per_label"]) == set(TEMPLATES)
+    assert 0.3 <= meta["thresholds"]["default"] <= 0.95
+    assert meta["max_seq_len"] == 16
+    assert len(meta["training_data_sha256"]) == 64
+    assert meta["normalize"]["nfkc"] is True
+    assert meta["metrics"]["n"] > 0 and "stratified" in meta["metrics"]["eval_source"]
+    cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert cfg["id2label"] == {str(i): y for i, y in enumerate(sorted(TEMPLATES))}
+    assert not (out / ".trainer").exists()
+
+
+def test_evaluate_cli_last_line_is_json(tiny_model, capsys):
+    tmp, result = tiny_model
+    data = tmp / "unseen.jsonl"
+    make_dataset(data, 5, seed=2)
+    report = tmp / "report"
+    rc = evaluate_main(["--model", str(result.out_dir), "--data", str(data), "--report", str(report)])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    metrics = json.loads(lines[-1])
+    assert metrics["n"] == 15
+    assert set(metrics["per_class"]) == set(TEMPLATES)
+    for key in ("accuracy", "macro_f1", "ece"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["accuracy"] >= 0.6  # these templates are trivially separable
+    assert sum(m["support"] for m in metrics["per_class"].values()) == 15
+    for name in ("report.md", "confusion_matrix.png", "confidence_histogram.png"):
+        assert (report / name).stat().st_size > 0
+
+
+def test_evaluate_rejects_unknown_labels(tiny_model, capsys):
+    tmp, result = tiny_model
+    data = tmp / "other.tsv"
+    data.write_text("你好\tgreeting\n我想投诉\tcomplaint\n开发票\tinvoice\n", encoding="utf-8")
+    rc = evaluate_main(["--model", str(result.out_dir), "--data", str(data)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "complaint" in err and "invoice" in err and "unknown" in err
+
+
+def test_tiny_ngram_branch_model_trains_saves_and_reloads(tmp_path):
+    from training.classifier import load_checkpoint
+    from training.ngram_model import XiaokeBertNgramForSequenceClassification, is_ngram_checkpoint
+
+    train = tmp_path / "train.jsonl"
+    make_dataset(train, 20, seed=3)
+    cfg = TrainConfig(
+        kind="intent",
+        epochs=10,
+        lr=3e-3,
+        batch_size=16,
+        max_len=16,
+        arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
+        ngram_branch=True,
+        ngram_buckets=4096,
+        progress=False,
+        threads=1,
+    )
+    result = train_classifier(train, tmp_path / "m", base="none", config=cfg, on_log=lambda m: None)
+    assert is_ngram_checkpoint(result.out_dir)
+    model, _, meta = load_checkpoint(result.out_dir)
+    assert isinstance(model, XiaokeBertNgramForSequenceClassification)
+    assert model.ngram.weight.abs().sum() > 0  # the n-gram head was trained and saved
+    assert meta["recipe"]["ngram_branch"] is True
+    assert result.metrics["accuracy"] >= 0.6
+
+
+def test_fine_tunes_a_local_base_checkpoint_with_its_own_tokenizer(tmp_path):
+    """--base DIR: a local BERT MLM checkpoint (like a user's bert-base-chinese) is fine-tuned, n-gram
+    branch included, and its weights (not random ones) are the starting point."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from training.classifier import load_checkpoint
+    from training.ngram_model import MODEL_TYPE
+    from training.tokenizer import build_tokenizer, build_vocab
+
+    base = tmp_path / "base"
+    tok = build_tokenizer(build_vocab([t for ts in TEMPLATES.values() for t in ts]), 32)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    mlm = BertForMaskedLM(cfg)
+    mlm.save_pretrained(str(base))
+    tok.save_pretrained(str(base))
+    emb_before = mlm.bert.embeddings.word_embeddings.weight.detach().clone()
+
+    train = tmp_path / "train.jsonl"
+    make_dataset(train, 10, seed=4)
+    tc = TrainConfig(
+        kind="intent",
+        epochs=1,
+        lr=1e-9,
+        batch_size=16,
+        max_len=16,
+        ngram_branch=True,
+        ngram_buckets=1024,
+        progress=False,
+        threads=1,
+    )
+    res = train_classifier(train, tmp_path / "ft", base=base, config=tc, on_log=lambda m: None)
+    model, tokenizer, meta = load_checkpoint(res.out_dir)
+    assert meta["base"] == str(base)
+    assert model.config.model_type == MODEL_TYPE
+    assert model.config.num_labels == 3 and model.config.hidden_size == 32
+    # lr ~ 0: the encoder still holds the base's weights
+    assert torch.allclose(model.bert.embeddings.word_embeddings.weight, emb_before, atol=1e-5)
+    assert len(tokenizer) == len(tok)

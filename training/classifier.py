@@ -1,0 +1,620 @@
+"""Shared text-classifier training for intent and sentiment (one machinery, two thin CLIs).
+
+Pipeline: load (``training.data``) -> ``bundle.normalize`` -> tokenizer (the base checkpoint's, or our own
+character vocabulary from ``training.tokenizer`` when training from scratch) -> BERT sequence classifier
+trained with the transformers ``Trainer`` and a class-weighted cross-entropy -> metrics + per-label
+thresholds on the eval split (``training.metrics``) -> HF ``save_pretrained`` directory + tokenizer files +
+``xiaoke_training.json``.
+
+Why the Trainer: it gives us the optimizer/scheduler/grad-clipping recipe, a progress bar and seeding that
+other people already know; the only customisation needed is the weighted loss (``compute_loss``) and a
+wall-clock budget (a callback). Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bundle.normalize import NormalizeConfig, normalize
+from training.data import LabelledData, class_weights, load_labelled, stratified_split
+
+log = logging.getLogger(__name__)
+
+TRAINING_META = "xiaoke_training.json"
+PRETRAINED_SUBDIR = "pretrained/mlm-small"
+
+
+def data_dir() -> Path:
+    env = os.environ.get("XIAOKE_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "var"
+
+
+def default_pretrained_dir() -> Path:
+    """Where ``python -m training.pretrain`` puts our MLM checkpoint by default."""
+    return data_dir() / PRETRAINED_SUBDIR
+
+
+def resolve_base(base: str | Path | None) -> Path | None:
+    """``None``/"auto" -> our pretrained checkpoint if one exists, else from scratch; "none" -> scratch."""
+    if base is None or str(base) == "auto":
+        cand = default_pretrained_dir()
+        return cand if (cand / "config.json").is_file() else None
+    if str(base).lower() in ("none", "scratch", ""):
+        return None
+    path = Path(base)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--base {path}: not a checkpoint directory (no config.json)")
+    return path
+
+
+@dataclass
+class ScratchArch:
+    """Architecture used when there is no base checkpoint."""
+
+    # measured on SMP2017 fold 1 with the n-gram branch: 2L/128 = 0.890 in 120 s vs 4L/256 = 0.888 in 257 s
+    num_hidden_layers: int = 2
+    hidden_size: int = 128
+    num_attention_heads: int = 2
+    intermediate_size: int = 512
+    max_position_embeddings: int = 128
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "intent"
+    epochs: float = 8.0
+    lr: float | None = (
+        None  # None: 1e-3 from scratch (hidden<=128, else 5e-4), 1e-4 on our small base, 5e-5 on larger bases
+    )
+    batch_size: int = 32
+    seed: int = 13
+    max_len: int = 64
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    val_fraction: float = 0.15
+    class_weight_power: float = 0.5
+    label_smoothing: float = 0.0
+    # BERT + in-graph hashed token 1..3-gram branch (training.ngram_model); exports with plain BERT inputs
+    ngram_branch: bool = False
+    ngram_buckets: int = 1 << 17
+    ngram_lr_mult: float = 50.0  # the linear n-gram head wants a much larger step than BERT
+    ngram_aux_weight: float = 1.0
+    ngram_weight_decay: float = 0.0
+    # "lr": fit the n-gram head first as TF-IDF logistic regression (C=ngram_C) and freeze it, then train
+    # BERT with the combined logits; "joint": train both from zero together
+    ngram_fit: str = "joint"
+    ngram_C: float = 10.0
+    max_minutes: float | None = None  # wall-clock budget for the optimisation loop
+    max_train_examples: int | None = None  # stratified cap (benchmarks on big corpora)
+    arch: ScratchArch = field(default_factory=ScratchArch)
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    labels: list[str]
+    metrics: dict[str, Any]
+    thresholds: dict[str, Any]
+    seconds: float
+
+
+def auto_threads() -> int:
+    """CPU threads for torch: every core when the machine is idle, fewer when it is busy.
+
+    Measured here: with other work on the 2 cores, 2 intra-op threads made a training step ~10x slower
+    than 1 thread (OpenMP threads wait on each other); on an idle machine 2 threads are ~1.6x faster."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def _set_threads(n: int | None) -> int:
+    import torch
+
+    n = n or auto_threads()
+    torch.set_num_threads(n)
+    return n
+
+
+def build_tokenizer_for(texts: list[str], max_len: int):
+    from training.tokenizer import build_tokenizer, build_vocab
+
+    return build_tokenizer(build_vocab(texts), max_len)
+
+
+def _default_lr(base: Path | None, hidden: int) -> float:
+    if base is None:
+        return 1e-3 if hidden <= 128 else 5e-4
+    return 1e-4 if hidden <= 384 else 5e-5
+
+
+def _encode(tokenizer, texts: list[str], max_len: int) -> list[dict[str, Any]]:
+    enc = tokenizer(texts, truncation=True, max_length=max_len)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+
+class _ListDataset:
+    def __init__(self, features: list[dict[str, Any]]):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.features[i]
+
+
+def _make_trainer_class():
+    import torch
+    from transformers import Trainer
+
+    class WeightedTrainer(Trainer):
+        """Trainer with class-weighted (optionally label-smoothed) cross-entropy."""
+
+        def __init__(
+            self,
+            *args,
+            class_weight=None,
+            label_smoothing: float = 0.0,
+            ngram_lr_mult: float = 1.0,
+            ngram_weight_decay: float = 0.0,
+            **kwargs,
+        ):
+            super().__init__(*args, **kwargs)
+            self._cw = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
+            self._ls = label_smoothing
+            self._ngram_lr_mult = ngram_lr_mult
+            self._ngram_wd = ngram_weight_decay
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels")
+            if hasattr(model, "branch_logits") and not return_outputs:
+                bert_logits, ng_logits = model.branch_logits(**inputs)
+                weight = None if self._cw is None else self._cw.to(bert_logits.device)
+                return model.loss(bert_logits, ng_logits, labels, weight, self._ls)
+            outputs = model(**inputs)
+            logits = outputs.logits
+            weight = None if self._cw is None else self._cw.to(logits.device)
+            loss = torch.nn.functional.cross_entropy(
+                logits.float(), labels, weight=weight, label_smoothing=self._ls
+            )
+            return (loss, outputs) if return_outputs else loss
+
+        def create_optimizer(self):
+            ngram = getattr(self.model, "ngram", None)
+            if self.optimizer is None and ngram is not None and self._ngram_lr_mult != 1.0:
+                decay = set(self.get_decay_parameter_names(self.model))
+                assert self.model is not None
+                named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+                lr, wd = self.args.learning_rate, self.args.weight_decay
+                groups = [
+                    {
+                        "params": [p for n, p in named if n in decay and not n.startswith("ngram.")],
+                        "weight_decay": wd,
+                    },
+                    {
+                        "params": [p for n, p in named if n not in decay and not n.startswith("ngram.")],
+                        "weight_decay": 0.0,
+                    },
+                    {
+                        "params": [ngram.weight],
+                        "weight_decay": self._ngram_wd,
+                        "lr": lr * self._ngram_lr_mult,
+                    },
+                ]
+                self.optimizer = torch.optim.AdamW(
+                    groups,
+                    lr=lr,
+                    betas=(self.args.adam_beta1, self.args.adam_beta2),
+                    eps=self.args.adam_epsilon,
+                )
+            return super().create_optimizer()
+
+    return WeightedTrainer
+
+
+def _time_budget_callback(max_minutes: float):
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+            self.stopped_at: int | None = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.start > max_minutes * 60:
+                control.should_training_stop = True
+                self.stopped_at = state.global_step
+            return control
+
+    return TimeBudget()
+
+
+def predict_proba(model, tokenizer, texts: list[str], max_len: int, batch_size: int = 64) -> np.ndarray:
+    """Softmax probabilities for already-normalized texts (PyTorch, eval mode, no grad)."""
+    import torch
+
+    model.eval()
+    out = []
+    order = np.argsort([len(t) for t in texts], kind="stable")  # length-sorted batches: less padding
+    with torch.inference_mode():
+        for s in range(0, len(texts), batch_size):
+            idx = order[s : s + batch_size]
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=max_len,
+                padding=True,
+                return_tensors="pt",
+            )
+            logits = model(**enc).logits.float()
+            out.append((idx, torch.softmax(logits, dim=-1).numpy()))
+    probs = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    for idx, p in out:
+        probs[idx] = p
+    return probs
+
+
+def load_checkpoint(model_dir: str | Path):
+    """(model, tokenizer, meta) of a training output directory (PyTorch)."""
+    from transformers import AutoTokenizer
+
+    from training.ngram_model import load_classifier_model
+
+    model_dir = Path(model_dir)
+    meta_path = model_dir / TRAINING_META
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a training output (no {TRAINING_META})")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = load_classifier_model(model_dir)
+    model.eval()
+    return model, tokenizer, meta
+
+
+def train_classifier(
+    train: str | Path | LabelledData,
+    out_dir: str | Path,
+    *,
+    eval_data: str | Path | LabelledData | None = None,
+    base: str | Path | None = None,
+    config: TrainConfig | None = None,
+    on_log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train one classifier and write its checkpoint directory. See the module docstring."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        BertConfig,
+        BertForSequenceClassification,
+        DataCollatorWithPadding,
+        TrainingArguments,
+        set_seed,
+    )
+
+    cfg = config or TrainConfig()
+    say = on_log or (lambda msg: print(msg, flush=True))
+    t0 = time.monotonic()
+    threads = _set_threads(cfg.threads)
+    out_dir = Path(out_dir)
+
+    train_data = train if isinstance(train, LabelledData) else load_labelled(train)
+    eval_source = "file"
+    if eval_data is None:
+        tr_idx, ev_idx = stratified_split(train_data.labels, cfg.val_fraction, cfg.seed)
+        ev = train_data.subset(ev_idx)
+        tr = train_data.subset(tr_idx)
+        eval_source = f"stratified {cfg.val_fraction:.0%} holdout of the training file (seed {cfg.seed})"
+    else:
+        ev = eval_data if isinstance(eval_data, LabelledData) else load_labelled(eval_data)
+        tr = train_data
+    if cfg.max_train_examples and len(tr) > cfg.max_train_examples:
+        keep, _ = stratified_split(tr.labels, 1.0 - cfg.max_train_examples / len(tr), cfg.seed)
+        tr = tr.subset(keep)
+    labels = train_data.label_set
+    unknown = sorted(set(ev.labels) - set(labels))
+    if unknown:
+        raise ValueError(f"eval labels not present in the training data: {unknown}")
+    if len(labels) < 2:
+        raise ValueError(f"need at least 2 labels, got {labels}")
+    label2id = {y: i for i, y in enumerate(labels)}
+
+    set_seed(cfg.seed)
+    norm_tr = [normalize(t, cfg.normalize) for t in tr.texts]
+    norm_ev = [normalize(t, cfg.normalize) for t in ev.texts]
+
+    base_dir = resolve_base(base)
+    model: Any
+    if base_dir is None:
+        tokenizer = build_tokenizer_for(norm_tr, cfg.max_len)
+        a = cfg.arch
+        bert_cfg = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=a.hidden_size,
+            num_hidden_layers=a.num_hidden_layers,
+            num_attention_heads=a.num_attention_heads,
+            intermediate_size=a.intermediate_size,
+            max_position_embeddings=max(a.max_position_embeddings, cfg.max_len),
+            hidden_dropout_prob=a.hidden_dropout_prob,
+            attention_probs_dropout_prob=a.attention_probs_dropout_prob,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label2id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        if cfg.ngram_branch:
+            from training.ngram_model import XiaokeBertNgramConfig, XiaokeBertNgramForSequenceClassification
+
+            plain = {
+                k: v
+                for k, v in bert_cfg.to_diff_dict().items()
+                if k not in ("model_type", "transformers_version")
+            }
+            ng_cfg = XiaokeBertNgramConfig(
+                ngram_buckets=cfg.ngram_buckets, ngram_aux_weight=cfg.ngram_aux_weight, **plain
+            )
+            model = XiaokeBertNgramForSequenceClassification(ng_cfg)
+        else:
+            model = BertForSequenceClassification(bert_cfg)
+        base_desc = "scratch:" + json.dumps(asdict(a), sort_keys=True)
+        hidden = a.hidden_size
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+        common: dict[str, Any] = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": label2id,
+            "ignore_mismatched_sizes": True,
+        }
+        if cfg.ngram_branch:
+            from training.ngram_model import XiaokeBertNgramConfig, XiaokeBertNgramForSequenceClassification
+
+            base_cfg = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+            for key in ("model_type", "architectures", "transformers_version", "id2label", "label2id"):
+                base_cfg.pop(key, None)
+            ng_cfg = XiaokeBertNgramConfig(
+                ngram_buckets=cfg.ngram_buckets,
+                ngram_aux_weight=cfg.ngram_aux_weight,
+                **{**base_cfg, **{k: v for k, v in common.items() if k != "ignore_mismatched_sizes"}},
+            )
+            model = XiaokeBertNgramForSequenceClassification.from_pretrained(
+                str(base_dir), config=ng_cfg, ignore_mismatched_sizes=True
+            )
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), **common)
+        base_desc = str(base_dir)
+        hidden = int(getattr(model.config, "hidden_size", 768))
+        max_pos = int(getattr(model.config, "max_position_embeddings", cfg.max_len))
+        if cfg.max_len > max_pos:
+            raise ValueError(f"--max-len {cfg.max_len} exceeds the base's max_position_embeddings {max_pos}")
+    tokenizer.model_max_length = cfg.max_len
+    lr = cfg.lr or _default_lr(base_dir, hidden)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(
+        f"[{cfg.kind}] train={len(tr)} eval={len(ev)} ({eval_source}) labels={len(labels)} "
+        f"base={base_desc[:60]} params={n_params / 1e6:.1f}M lr={lr} epochs={cfg.epochs} threads={threads}"
+    )
+
+    train_feats = _encode(tokenizer, norm_tr, cfg.max_len)
+    for f, y in zip(train_feats, tr.labels, strict=True):
+        f["labels"] = label2id[y]
+    weights = class_weights(tr.labels, labels, cfg.class_weight_power)
+
+    ngram_fit_info = None
+    if cfg.ngram_branch and cfg.ngram_fit == "lr":
+        from training.ngram_model import fit_ngram_head
+
+        t_fit = time.monotonic()
+        ngram_fit_info = fit_ngram_head(
+            model,
+            [f["input_ids"] for f in train_feats],
+            [f["labels"] for f in train_feats],
+            class_weight=weights,
+            C=cfg.ngram_C,
+        )
+        model.ngram.weight.requires_grad_(False)
+        model.ngram_bias.requires_grad_(False)
+        say(
+            f"[{cfg.kind}] n-gram head fitted as TF-IDF LR in {time.monotonic() - t_fit:.1f}s: {ngram_fit_info}"
+        )
+    elif cfg.ngram_fit not in ("lr", "joint"):
+        raise ValueError(f"ngram_fit must be 'lr' or 'joint', got {cfg.ngram_fit!r}")
+
+    steps_per_epoch = math.ceil(len(train_feats) / cfg.batch_size)
+    max_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
+    work = out_dir / ".trainer"
+    args = TrainingArguments(
+        output_dir=str(work),
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=lr,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
+        lr_scheduler_type="linear",
+        max_steps=max_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=max(1, max_steps // 10),
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        disable_tqdm=not cfg.progress,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        group_by_length=False,
+    )
+    callbacks = []
+    budget = None
+    if cfg.max_minutes:
+        budget = _time_budget_callback(cfg.max_minutes)
+        callbacks.append(budget)
+    trainer_cls = _make_trainer_class()
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=_ListDataset(train_feats),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=callbacks,
+        class_weight=weights,
+        label_smoothing=cfg.label_smoothing,
+        ngram_lr_mult=cfg.ngram_lr_mult if cfg.ngram_branch else 1.0,
+        ngram_weight_decay=cfg.ngram_weight_decay,
+    )
+    transformers_logging_quiet()
+    trainer.train()
+    model = trainer.model
+    train_seconds = time.monotonic() - t0
+
+    probs = predict_proba(model, tokenizer, norm_ev, cfg.max_len)
+    from training.metrics import calibrate_thresholds, classification_report
+
+    y_ev = [label2id[y] for y in ev.labels]
+    metrics = classification_report(y_ev, probs, labels)
+    thresholds = calibrate_thresholds(y_ev, probs, labels)
+    metrics["eval_source"] = eval_source
+    if budget is not None and budget.stopped_at is not None:
+        metrics["stopped_by_time_budget_at_step"] = budget.stopped_at
+    say(
+        f"[{cfg.kind}] eval accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "
+        f"ece={metrics['ece']:.4f} n={metrics['n']} ({train_seconds:.0f}s)"
+    )
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    meta = {
+        "kind": cfg.kind,
+        "labels": labels,
+        "thresholds": thresholds,
+        "normalize": cfg.normalize.model_dump(),
+        "metrics": metrics,
+        "max_seq_len": cfg.max_len,
+        "training_data_sha256": train_data.sha256,
+        "training_data": str(train_data.path) if train_data.path else None,
+        "eval_data": str(ev.path) if eval_data is not None and ev.path else None,
+        "base": base_desc,
+        "recipe": {
+            "epochs": cfg.epochs,
+            "lr": lr,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "max_len": cfg.max_len,
+            "warmup_ratio": cfg.warmup_ratio,
+            "weight_decay": cfg.weight_decay,
+            "class_weight_power": cfg.class_weight_power,
+            "label_smoothing": cfg.label_smoothing,
+            "ngram_branch": cfg.ngram_branch,
+            "ngram_buckets": cfg.ngram_buckets if cfg.ngram_branch else None,
+            "ngram_lr_mult": cfg.ngram_lr_mult if cfg.ngram_branch else None,
+            "ngram_fit": cfg.ngram_fit if cfg.ngram_branch else None,
+            "ngram_C": cfg.ngram_C if cfg.ngram_branch and cfg.ngram_fit == "lr" else None,
+            "ngram_fit_result": ngram_fit_info,
+            "steps": int(trainer.state.global_step),
+            "train_examples": len(tr),
+        },
+        "train_seconds": round(train_seconds, 1),
+    }
+    (out_dir / TRAINING_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    _rm_tree(work)
+    return TrainResult(out_dir, labels, metrics, thresholds, time.monotonic() - t0)
+
+
+def transformers_logging_quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def _rm_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def add_cli_args(ap, defaults: TrainConfig) -> None:
+    """The CLI shared by ``training.intent`` and ``training.sentiment``."""
+    ap.add_argument("--train", type=Path, required=True, help="JSONL / TSV / CSV with text + label")
+    ap.add_argument("--eval", type=Path, default=None, help="eval file (default: stratified holdout)")
+    ap.add_argument("--out", type=Path, required=True, help="output checkpoint directory")
+    ap.add_argument(
+        "--base",
+        default="auto",
+        help="checkpoint dir to fine-tune; 'auto' (default): our MLM checkpoint under "
+        "$XIAOKE_DATA_DIR/pretrained/mlm-small if present, else from scratch; 'none': from scratch",
+    )
+    ap.add_argument("--epochs", type=float, default=defaults.epochs)
+    ap.add_argument("--lr", type=float, default=defaults.lr)
+    ap.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    ap.add_argument("--seed", type=int, default=defaults.seed)
+    ap.add_argument("--max-len", type=int, default=defaults.max_len)
+    ap.add_argument("--max-minutes", type=float, default=defaults.max_minutes)
+    ap.add_argument("--max-train-examples", type=int, default=defaults.max_train_examples)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: auto by load)")
+    ap.add_argument(
+        "--ngram-branch",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.ngram_branch,
+        help="add the in-graph hashed char-n-gram branch (training.ngram_model)",
+    )
+
+
+def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
+    return replace(
+        defaults,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        max_len=args.max_len,
+        max_minutes=args.max_minutes,
+        max_train_examples=args.max_train_examples,
+        threads=args.threads,
+        ngram_branch=args.ngram_branch,
+    )
+
+
+def run_cli(defaults: TrainConfig, argv: list[str] | None = None) -> TrainResult:
+    """``python -m training.<kind>``: parse the shared CLI and train."""
+    ap = argparse.ArgumentParser(
+        prog=f"python -m training.{defaults.kind}", description=f"Train the {defaults.kind} classifier."
+    )
+    add_cli_args(ap, defaults)
+    args = ap.parse_args(argv)
+    cfg = config_from_args(args, defaults)
+    return train_classifier(args.train, args.out, eval_data=args.eval, base=args.base, config=cfg)
+
+
+def train_kind(
+    defaults: TrainConfig,
+    train_path: str | Path | LabelledData,
+    out_dir: str | Path,
+    *,
+    eval_path: str | Path | LabelledData | None = None,
+    base: str | Path | None = "auto",
+    **overrides: Any,
+) -> TrainResult:
+    """Programmatic entry (build orchestrator, benchmarks): ``overrides`` are TrainConfig fields."""
+    cfg = replace(defaults, **overrides)
+    return train_classifier(train_path, out_dir, eval_data=eval_path, base=base, config=cfg)
