@@ -92,7 +92,14 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def netns() -> None:
+    if os.environ.get("XIAOKE_IN_NETNS") != "1":
+        pytest.skip("e2e starts Ray: run it in a private network namespace (`make e2e`, scripts/in_netns.sh)")
+
+
+@pytest.fixture(scope="session")
 def live_stack(
+    netns: None,
     chromium_path: str,
     frontend_dist: Path,
     embed_host: tuple[str, Path],
@@ -100,8 +107,6 @@ def live_stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
     """The whole stack (real Ray Serve + API + Redis, SQLite), started once for the session."""
-    if os.environ.get("XIAOKE_IN_NETNS") != "1":
-        pytest.skip("e2e starts Ray: run it in a private network namespace (`make e2e`, scripts/in_netns.sh)")
     from tests.stack import Stack
 
     workdir = tmp_path_factory.mktemp("stack")
@@ -145,12 +150,17 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
-    """``new_page(width, height, locale)``: a page in a fresh context; ``page.js_errors`` collects uncaught
+    """``new_page(width, height, locale, mobile)``: a page in a fresh context; ``page.js_errors`` collects uncaught
     errors and ``page.dialogs`` every alert/confirm/prompt (dismissed) the page opened."""
     contexts = []
 
-    def make(width: int = 1366, height: int = 860, locale: str = "zh-CN") -> Any:
-        ctx = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
+    def make(width: int = 1366, height: int = 860, locale: str = "zh-CN", mobile: bool = False) -> Any:
+        ctx = browser.new_context(
+            viewport={"width": width, "height": height},
+            locale=locale,
+            is_mobile=mobile,  # a phone: the page's meta viewport applies, touch events
+            has_touch=mobile,
+        )
         contexts.append(ctx)
         page = ctx.new_page()
         errors: list[str] = []

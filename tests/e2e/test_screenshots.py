@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ADMIN, SCREENSHOTS
+from tests.e2e.conftest import ADMIN, SCREENSHOTS, wait_until
 from tests.e2e.ui import BOT, console_as, no_markup_executed, open_widget, png_size, send, session_id
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ def test_screenshots_of_widget_and_console(stack: str, admin_token: str, new_pag
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shots = []
 
-    page = new_page(width=width, height=height)
+    page = new_page(width=width, height=height, mobile=device == "mobile")
     w = open_widget(page, stack)
     send(w, "怎么申请退货？")
     expect(w.locator(BOT)).to_have_count(1)
@@ -34,7 +34,7 @@ def test_screenshots_of_widget_and_console(stack: str, admin_token: str, new_pag
     sid = session_id(page)
     no_markup_executed(page)
 
-    console = new_page(width=width, height=height)
+    console = new_page(width=width, height=height, mobile=device == "mobile")
     console_as(console, stack, admin_token, "conversations", ADMIN[0])
     row = console.locator(".el-table__body tr").filter(has_text=sid)
     expect(row).to_have_count(1, timeout=15_000)
@@ -44,8 +44,14 @@ def test_screenshots_of_widget_and_console(stack: str, admin_token: str, new_pag
     transcript = console.locator(".transcript")
     expect(transcript.locator(".msg--user")).to_have_count(2)
     expect(transcript.locator(".msg--bot").first).to_contain_text("退货")
-    box = console.locator(".el-drawer").bounding_box()
-    assert box is not None and box["width"] <= width + 1  # the transcript drawer fits the screen
+    drawer = console.locator(".el-drawer")
+
+    def on_screen() -> bool:  # the drawer slides in: wait until it is on screen, whole
+        box = drawer.bounding_box()
+        return box is not None and box["x"] >= -1 and box["x"] + box["width"] <= width + 1
+
+    wait_until(on_screen, 5, "transcript drawer fully on screen")
+    assert console.evaluate("document.documentElement.scrollWidth") <= width  # no sideways page scroll
     shots.append(SCREENSHOTS / f"e2e-console-transcript-{device}-{width}.png")
     console.screenshot(path=str(shots[-1]))
     no_markup_executed(console)

@@ -62,6 +62,8 @@ def test_markup_is_shown_as_text_in_widget_and_console(stack: str, admin_token: 
     expect(console.locator(".transcript img")).to_have_count(0)
     assert console.evaluate("window.__pwned") is None
     no_markup_executed(console)
+    console.evaluate("alert('probe')")  # the dialog detector itself works: a real alert is recorded
+    assert console.dialogs == ["alert: probe"]
 
 
 def test_widget_embeds_on_another_origin_with_one_script_tag(stack: str, embed_host, new_page) -> None:  # type: ignore[no-untyped-def]
