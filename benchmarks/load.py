@@ -135,7 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         st.close()
-    print(json.dumps({k: v for k, v in out.items() if k != "details"}, indent=2))
+    details = out["details"]
+    assert isinstance(details, dict)
+    shown = {k: v for k, v in out.items() if k != "details"}
+    shown.update(
+        {k: details[k] for k in ("p50_ms", "rss_mb_start", "rss_mb_end", "rss_growth_pct_by_process")}
+    )
+    print(json.dumps(shown, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"[bench] wrote {args.out}")

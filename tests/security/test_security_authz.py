@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from conftest import ADMIN, AGENT, CLIENT_IP, World, login, start_visitor
+from security_world import ADMIN, AGENT, CLIENT_IP, World, login, start_visitor
 
 Access = Literal["public", "visitor", "agent", "admin"]
 Principal = Literal["anonymous", "visitor", "other_visitor", "agent", "admin"]

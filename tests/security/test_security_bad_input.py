@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import World, start_visitor
+from security_world import World, start_visitor
 from sqlalchemy import text
 
 CHAT = "/api/v1/chat"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN, SECRET_KEY, World, start_visitor
+from security_world import ADMIN, SECRET_KEY, World, start_visitor
 
 from api.observability import JsonFormatter
 from api.pii import id_card_valid, luhn_valid

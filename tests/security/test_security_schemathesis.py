@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN, FakeNlu, make_settings
+from security_world import ADMIN, FakeNlu, make_settings
 
 schemathesis = pytest.importorskip("schemathesis")
 
