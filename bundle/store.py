@@ -89,7 +89,9 @@ def verify_bundle(directory: Path | str) -> Manifest:
     if missing:
         raise BundleError("BUNDLE_INCOMPLETE", f"{directory}: files missing: {', '.join(missing)}")
     if changed or extra:
-        detail = ", ".join([*(f"{c} (hash differs)" for c in changed), *(f"{e} (not in manifest)" for e in extra)])
+        detail = ", ".join(
+            [*(f"{c} (hash differs)" for c in changed), *(f"{e} (not in manifest)" for e in extra)]
+        )
         raise BundleError("BUNDLE_TAMPERED", f"{directory}: refusing tampered bundle: {detail}")
     for variant, name in manifest.variants.items():
         if name not in manifest.files:
@@ -145,7 +147,9 @@ class ModelStore:
         dest = self.path(manifest.kind, manifest.version)
         if dest.exists():
             if not replace:
-                raise BundleError("BUNDLE_EXISTS", f"{manifest.kind.value} {manifest.version} already published")
+                raise BundleError(
+                    "BUNDLE_EXISTS", f"{manifest.kind.value} {manifest.version} already published"
+                )
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{manifest.version}-", dir=dest.parent))

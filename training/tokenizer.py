@@ -26,10 +26,7 @@ _CJK_PUNCT = "，。！？、；：“”‘’（）《》〈〉【】「」『
 def _is_cjk(ch: str) -> bool:
     cp = ord(ch)
     return (
-        0x4E00 <= cp <= 0x9FFF
-        or 0x3400 <= cp <= 0x4DBF
-        or 0xF900 <= cp <= 0xFAFF
-        or 0x20000 <= cp <= 0x2FA1F
+        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x2FA1F
     )
 
 
@@ -136,8 +133,7 @@ def iter_text_files(paths: Iterable[Path]) -> Iterable[str]:
                     for key in ("text", "question", "answer"):
                         if isinstance(obj.get(key), str):
                             yield obj[key]
-                    for s in obj.get("similar", []) or []:
-                        yield s
+                    yield from obj.get("similar", []) or []
                 else:
                     yield line
 

@@ -33,7 +33,10 @@ def test_write_then_verify_roundtrip(tmp_path: Path) -> None:
         (lambda d: (d / "model.onnx").write_bytes(b"\x08\x01fake-onnY"), "BUNDLE_TAMPERED"),
         (lambda d: (d / "extra.bin").write_bytes(b"x"), "BUNDLE_TAMPERED"),
         (lambda d: (d / "tokenizer.json").unlink(), "BUNDLE_INCOMPLETE"),
-        (lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"), "BUNDLE_MANIFEST_INVALID"),
+        (
+            lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"),
+            "BUNDLE_MANIFEST_INVALID",
+        ),
         (lambda d: (d / "manifest.json").unlink(), "BUNDLE_NOT_FOUND"),
     ],
 )
