@@ -2,8 +2,11 @@
 
 Phases (see ``api.dialog.state.Phase``):
 
-* IDLE -- normal question answering. Per turn, in order: explicit 转人工 → handoff; complaint (or strong
-  negative sentiment without an answer) → offer a human; small talk intents → templates; task intents
+* IDLE -- normal question answering. Per turn, in order: a numbered choice ("2", "第一个", "２") or the exact
+  text of a suggestion the previous turn offered → that FAQ's answer (no NLU call); an explicit request for a
+  human (转人工, or 人工客服 / 真人 alone or after a request verb) → handoff; the human_agent intent → handoff,
+  unless an answer-level FAQ match exists that is not itself the "how to reach a human" FAQ ("人工客服的工作时间
+  是什么时候？" is a question to answer); complaint (or strong negative sentiment without an answer) → offer a human; small talk intents → templates; task intents
   (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer → ``answer``, middle band →
   ``suggest`` (up to 3 "您是不是想问"), low → short follow-ups re-queried with the previous question, then
   ``fallback`` for out-of-scope or ``clarify`` (the second consecutive miss offers a human).
@@ -42,7 +45,17 @@ COMPLAINT_INTENT = "complaint"
 OUT_OF_SCOPE_INTENT = "other"
 HANDOFF_QUICK_REPLY = "转人工"
 
-_EXPLICIT_HUMAN = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|接人工|真人|活人|人工坐席|转接客服")
+# A human, as a person to talk to ("人工审核", "人工费" are not people).
+_HUMAN = r"(?:人工(?:客服|服务|坐席)?|真人|活人)(?!审核|复核|费|智能)"
+# An explicit request: 转人工 anywhere, a request verb before a human ("给我找个真人", "我要人工服务"), or a
+# message that is nothing but a human ("人工客服", "人工！"). Applied to the compacted text.
+_EXPLICIT_HUMAN = re.compile(rf"转人工|转接客服|转接人工|(?:转|找|要|接|换|叫|请|联系)[一个位名]*{_HUMAN}")
+_HUMAN_ONLY = re.compile(rf"^(?:{_HUMAN})+(?:吧|啊|呀|呢|谢谢)*$")
+# A numbered choice among offered suggestions: "1", "２" (NFKC), "①" (NFKC), "第一个", "第2个", "选3", "1.".
+_CHOICE = re.compile(
+    r"^(?:我选|选择|选)?第?([1-9]|[一二三四五六七八九])(?:个|条|项|号)?(?:问题)?(?:吧|的|呢)?$"
+)
+_CN_DIGITS = "一二三四五六七八九"
 _AFFIRM = re.compile(
     r"^(好|好的|好吧|行|可以|是|是的|要|需要|嗯|嗯嗯|ok|okay|yes|转吧|转|麻烦了)[啊呀吧的哈呢!！。.,，~]*$"
 )
@@ -105,6 +118,21 @@ def _top(candidates: list[Candidate]) -> Candidate | None:
     return max(candidates, key=lambda c: c.fused_score) if candidates else None
 
 
+def explicit_human_request(norm: str) -> bool:
+    """True when the (normalized) message asks for a human, rather than asking *about* human agents."""
+    compact = _compact(norm)
+    return bool(_EXPLICIT_HUMAN.search(compact) or _HUMAN_ONLY.match(compact))
+
+
+def choice_index(norm: str) -> int | None:
+    """0-based index of a numbered choice ("2" → 1, "第一个" → 0), or None when the text is not one."""
+    m = _CHOICE.match(_compact(norm))
+    if m is None:
+        return None
+    digit = m.group(1)
+    return (int(digit) if digit.isdigit() else _CN_DIGITS.index(digit) + 1) - 1
+
+
 class DialogManager:
     def __init__(
         self,
@@ -130,7 +158,21 @@ class DialogManager:
         if st.phase is Phase.ENDED:
             st = DialogState()
 
-        if _EXPLICIT_HUMAN.search(norm):
+        # Suggestions are valid for one turn only: the one right after they were offered.
+        offered = list(zip(st.suggestion_ids, st.suggestions, strict=False))
+        st.suggestions, st.suggestion_ids = [], []
+        if offered:
+            picked = self._picked(offered, norm)
+            if picked is not None:
+                faq_id, question = picked
+                answer = self.answers.answer_for(faq_id)
+                if answer is not None:
+                    return self._answer(
+                        st, faq_id, answer, normalize(question), self.answers.intent_for(faq_id), 1.0
+                    )
+                norm = normalize(question)  # that FAQ went away since: look the chosen question up instead
+
+        if explicit_human_request(norm):
             return self._handoff(st, HUMAN_INTENT, 1.0, reason="requested")
         if st.phase is Phase.HANDOFF_OFFERED and _AFFIRM.match(norm.replace(" ", "")):
             return self._handoff(st, HUMAN_INTENT, 1.0, reason="accepted_offer")
@@ -155,7 +197,16 @@ class DialogManager:
         label = intent.label if accepted else None
 
         if label == HUMAN_INTENT:
-            return self._handoff(st, HUMAN_INTENT, intent.confidence, reason="requested", nlu=outcome)
+            # Not an explicit request (checked above): a question about human agents that the FAQ answers
+            # ("人工客服的工作时间是什么时候？") gets the answer; the visitor can still ask for a human.
+            faq = self._faq_over_human_intent(outcome)
+            if faq is None:
+                return self._handoff(st, HUMAN_INTENT, intent.confidence, reason="requested", nlu=outcome)
+            top, answer = faq
+            st.task_intent, st.slots, st.slot_attempts = None, {}, 0
+            return self._answer(
+                st, top.faq_id, answer, norm, self.answers.intent_for(top.faq_id), top.fused_score, outcome
+            )
 
         if st.phase is Phase.AWAIT_ORDER_ID and st.task_intent:
             task = st.task_intent
@@ -220,12 +271,9 @@ class DialogManager:
         if top is not None and top.fused_score >= thresholds.answer and not bare_keyword:
             answer = self.answers.answer_for(top.faq_id)
             if answer is not None:
-                st.misses, st.phase = 0, Phase.IDLE
-                st.last_question, st.last_faq_id = used_query[-_MAX_CONTEXT_CHARS:], top.faq_id
                 reported = label or self.answers.intent_for(top.faq_id)
-                st.last_intent = reported
-                reply = Reply(ReplyType.ANSWER, answer, faq_id=top.faq_id)
-                return self._result(reply, reported, used_outcome.result.intent.confidence, st, used_outcome)
+                confidence = used_outcome.result.intent.confidence
+                return self._answer(st, top.faq_id, answer, used_query, reported, confidence, used_outcome)
 
         if label == OUT_OF_SCOPE_INTENT:
             st.misses, st.phase = 0, Phase.IDLE
@@ -241,9 +289,11 @@ class DialogManager:
             return self._offer_human(st, label, intent.confidence, outcome)
 
         if top is not None and top.fused_score >= thresholds.suggest:
-            suggestions = self._suggestions(used_outcome.result.candidates, thresholds.suggest)
+            offer = self._suggestions(used_outcome.result.candidates, thresholds.suggest)
+            suggestions = [question for _, question in offer]
             st.misses, st.phase = 0, Phase.IDLE
             st.last_question, st.suggestions = used_query[-_MAX_CONTEXT_CHARS:], suggestions
+            st.suggestion_ids = [faq_id for faq_id, _ in offer]
             reply = Reply(
                 ReplyType.SUGGEST, self.templates.text("dialog:suggest_intro"), suggestions=suggestions
             )
@@ -270,15 +320,50 @@ class DialogManager:
         except InferenceUnavailable:
             return None
 
-    def _suggestions(self, candidates: list[Candidate], floor: float) -> list[str]:
-        out: list[str] = []
+    def _suggestions(self, candidates: list[Candidate], floor: float) -> list[tuple[str, str]]:
+        """Up to ``max_suggestions`` (faq_id, question) pairs, best first, distinct questions."""
+        out: list[tuple[str, str]] = []
         for c in sorted(candidates, key=lambda c: c.fused_score, reverse=True):
-            if c.fused_score < floor or c.question in out:
+            if c.fused_score < floor or any(c.question == q for _, q in out):
                 continue
-            out.append(c.question)
+            out.append((c.faq_id, c.question))
             if len(out) >= self.config.max_suggestions:
                 break
         return out
+
+    @staticmethod
+    def _picked(offered: list[tuple[str, str]], norm: str) -> tuple[str, str] | None:
+        """The offered suggestion the visitor chose: by number ("2", "第一个") or by its exact text (a chip)."""
+        index = choice_index(norm)
+        if index is not None:
+            return offered[index] if index < len(offered) else None
+        return next((o for o in offered if normalize(o[1]) == norm), None)
+
+    def _faq_over_human_intent(self, outcome: NluOutcome) -> tuple[Candidate, str] | None:
+        """An answer-level FAQ match that should win over the human_agent intent, with its answer."""
+        top = _top(outcome.result.candidates)
+        if top is None or top.fused_score < outcome.thresholds.answer:
+            return None
+        if self.answers.intent_for(top.faq_id) == HUMAN_INTENT:
+            return None  # "怎么转人工客服？": the visitor wants a human, hand off
+        answer = self.answers.answer_for(top.faq_id)
+        return (top, answer) if answer is not None else None
+
+    def _answer(
+        self,
+        st: DialogState,
+        faq_id: str,
+        answer: str,
+        query: str,
+        intent: str | None,
+        confidence: float,
+        outcome: NluOutcome | None = None,
+    ) -> TurnResult:
+        st.misses, st.phase = 0, Phase.IDLE
+        st.last_question, st.last_faq_id = query[-_MAX_CONTEXT_CHARS:], faq_id
+        st.last_intent = intent
+        reply = Reply(ReplyType.ANSWER, answer, faq_id=faq_id)
+        return self._result(reply, intent, confidence, st, outcome)
 
     # ---- slot filling ------------------------------------------------------------------------------
     def _ask_order(self, st: DialogState, task: str, outcome: NluOutcome) -> TurnResult:

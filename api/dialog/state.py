@@ -36,4 +36,7 @@ class DialogState(BaseModel):
     last_question: str | None = None  # last user text that got an FAQ answer/suggestion (normalized)
     last_intent: str | None = None
     last_faq_id: str | None = None
+    # What the previous bot turn offered ("您是不是想问"), in order: the questions shown and their FAQ ids, so
+    # that a numbered reply ("2", "第一个", "２") picks one. Cleared by every other turn.
     suggestions: list[str] = Field(default_factory=list)
+    suggestion_ids: list[str] = Field(default_factory=list)

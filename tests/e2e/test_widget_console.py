@@ -256,11 +256,6 @@ def test_handoff_agent_takes_over_replies_live_and_hands_back(  # type: ignore[n
     no_markup_executed(visitor)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="widget bug: useChat.ts treats a handoff *offer* (reply type handoff, handoff.status none) as a "
-    "ticket opened (store.handoff = 'waiting'), so the header 转人工 button is disabled though nobody is queued",
-)
 def test_complaint_gets_a_human_offer_and_the_quick_reply_opens_a_ticket(  # type: ignore[no-untyped-def]
     stack: str, admin_token: str, new_page
 ) -> None:

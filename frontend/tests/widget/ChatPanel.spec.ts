@@ -75,6 +75,25 @@ describe('ChatPanel', () => {
     expect(reply.text().split('您是不是想问').length - 1).toBe(1)
   })
 
+  it('numbers the suggestions (the visitor may reply with the number) without changing the chip names', async () => {
+    const { wrapper, store } = mountPanel()
+    const offered = ['优惠券怎么用？', '满减规则是什么？', '会员有折扣吗？']
+    store.messages.push(makeMessage({ role: 'bot', id: 'b1', text: '您是不是想问：', suggestions: offered }))
+    await wrapper.vm.$nextTick()
+    const list = wrapper.find('ol.xk-chips--numbered')
+    expect(list.attributes('aria-label')).toBe('您是不是想问：')
+    const items = list.findAll('li')
+    expect(items.map((li) => li.find('.xk-sug__n').text())).toEqual(['①', '②', '③'])
+    expect(items.every((li) => li.find('.xk-sug__n').attributes('aria-hidden') === 'true')).toBe(true)
+    const chips = list.findAll('button.xk-chip')
+    expect(chips.map((b) => b.text())).toEqual(offered) // the accessible name is the question itself
+    expect(chips.map((b) => b.attributes('data-n'))).toEqual(['1', '2', '3'])
+    const hint = wrapper.find(`#${list.attributes('aria-describedby')}`)
+    expect(hint.text()).toBe('点击问题，或回复序号 1-3 选择')
+    await chips[1].trigger('click')
+    expect(wrapper.emitted('send')).toEqual([['满减规则是什么？']])
+  })
+
   it('sends with Enter, keeps Shift+Enter for new lines, and ignores blank input', async () => {
     const { wrapper } = mountPanel()
     const input = wrapper.find('textarea#xk-input')

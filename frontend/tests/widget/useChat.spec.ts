@@ -173,4 +173,71 @@ describe('useChat', () => {
     expect(rating.headers.get('X-Session-Token')).toBe('tok1')
     chat.stopEvents()
   })
+  it('treats a hand-off *offer* as an offer: nobody is queued until the server says so', async () => {
+    const replies = [
+      chatReply({
+        reply: { type: 'handoff', text: '非常抱歉…回复「转人工」即可。', suggestions: [], faq_id: null, quick_replies: ['转人工'] },
+        intent: 'complaint',
+        handoff: { status: 'none' },
+      }),
+      chatReply({
+        session_token: null,
+        message_id: 'b2',
+        reply: { type: 'handoff', text: '正在为您转接人工客服，请稍候…', suggestions: [], faq_id: null, quick_replies: [] },
+        intent: 'human_agent',
+        handoff: { status: 'waiting' },
+      }),
+    ]
+    let sse: (chunks: string[]) => void = () => {}
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => json(replies.shift()),
+      'GET /api/v1/sessions/s1/events': () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(c) {
+              sse = (chunks) => chunks.forEach((x) => c.enqueue(new TextEncoder().encode(x)))
+            },
+          }),
+          { status: 200, headers: { 'Content-Type': 'text/event-stream' } },
+        ),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    await chat.send('我要投诉，快递一直没到')
+    expect(chat.store.handoff).toBe('none')
+    expect(chat.store.withAgent).toBe(false) // the header 转人工 button stays enabled
+    expect(chat.store.messages.map((m) => m.role)).toEqual(['user', 'bot'])
+    expect(chat.store.messages[1].quickReplies).toEqual(['转人工'])
+
+    await chat.send('转人工') // the quick reply: now a ticket is open
+    expect(chat.store.handoff).toBe('waiting')
+    expect(chat.store.withAgent).toBe(true)
+    expect(chat.store.messages.map((m) => [m.role, m.role === 'system' ? m.text : m.replyType])).toEqual([
+      ['user', null],
+      ['bot', 'handoff'],
+      ['user', null],
+      ['bot', 'handoff'],
+      ['system', '已为您转接人工客服，请稍候…'],
+    ])
+    // the same change announced over SSE afterwards is not shown twice
+    await flush()
+    sse(['event: handoff\ndata: {"status":"waiting"}\n\n'])
+    await flush()
+    await flush()
+    expect(chat.store.messages.filter((m) => m.role === 'system')).toHaveLength(1)
+    chat.stopEvents()
+  })
+
+  it('shows the waiting message once when the SSE event arrives before the chat response', async () => {
+    const f = fakeFetch({
+      'POST /api/v1/chat': () =>
+        json(chatReply({ reply: { type: 'handoff', text: '正在为您转接人工客服', suggestions: [], faq_id: null, quick_replies: [] }, handoff: { status: 'waiting' } })),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    chat.store.handoff = 'waiting' // as if the SSE `handoff` event had been handled first
+    await chat.send('转人工')
+    expect(chat.store.messages.filter((m) => m.role === 'system')).toHaveLength(0)
+    expect(chat.store.handoff).toBe('waiting')
+    chat.stopEvents()
+  })
 })

@@ -1,5 +1,5 @@
 export default {
-  app: { name: 'XiaoKe Admin Console', short: 'XiaoKe', logout: 'Sign out', language: '中文', role: { admin: 'Admin', agent: 'Agent' } },
+  app: { name: 'XiaoKe Admin Console', short: 'XiaoKe', logout: 'Sign out', language: '中文', menu: 'Menu', role: { admin: 'Admin', agent: 'Agent' } },
   nav: {
     dashboard: 'Dashboard',
     knowledge: 'Knowledge base',
@@ -156,6 +156,9 @@ export default {
     down: 'Not helpful',
     rating: 'Rating',
     latency: 'Latency',
+    faq: 'Matched FAQ',
+    suggestions: 'Suggested questions',
+    noIntent: 'No intent',
   },
   replyTypes: {
     answer: 'Answer',

@@ -1,5 +1,5 @@
 export default {
-  app: { name: '小客客服管理后台', short: '小客后台', logout: '退出登录', language: 'English', role: { admin: '管理员', agent: '客服' } },
+  app: { name: '小客客服管理后台', short: '小客后台', logout: '退出登录', language: 'English', menu: '菜单', role: { admin: '管理员', agent: '客服' } },
   nav: {
     dashboard: '数据看板',
     knowledge: '知识库',
@@ -156,6 +156,9 @@ export default {
     down: '没帮助',
     rating: '满意度评分',
     latency: '耗时',
+    faq: '匹配的 FAQ',
+    suggestions: '推荐的问题',
+    noIntent: '未识别意图',
   },
   replyTypes: {
     answer: '直接回答',

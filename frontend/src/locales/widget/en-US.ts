@@ -8,6 +8,7 @@ export default {
   roles: { user: 'Me', bot: 'XiaoKe', agent: 'Agent', system: 'System' },
   typing: 'XiaoKe is typing…',
   suggest: 'Did you mean:',
+  suggestHint: 'Pick a question, or reply with its number (1-{n})',
   quickReplies: 'Quick replies',
   feedback: { up: 'Helpful', down: 'Not helpful', thanks: 'Thanks for your feedback' },
   handoff: {

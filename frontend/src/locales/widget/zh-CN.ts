@@ -8,6 +8,7 @@ export default {
   roles: { user: '我', bot: '小客', agent: '人工客服', system: '系统' },
   typing: '小客正在输入…',
   suggest: '您是不是想问：',
+  suggestHint: '点击问题，或回复序号 1-{n} 选择',
   quickReplies: '快捷回复',
   feedback: { up: '有帮助', down: '没帮助', thanks: '感谢您的反馈' },
   handoff: {

@@ -4,7 +4,7 @@
  */
 import { ApiError } from '@/api/http'
 import type { SseEvent } from '@/api/http'
-import type { EventHandoff, EventMessage, HistoryMessage, ReplyType } from '@/api/types'
+import type { EventHandoff, EventMessage, HandoffStatus, HistoryMessage, ReplyType } from '@/api/types'
 import type { SessionCredentials, WidgetApi } from '@/api/widget'
 import type { I18n } from '@/shared/i18n'
 import { pickBilingual } from '@/shared/i18n'
@@ -142,18 +142,20 @@ export function useChat(deps: ChatDeps) {
         }
       }
       const reply = res.reply
-      if (reply.type === 'agent_pending' && !reply.text) return
-      if (reply.type === 'handoff' && store.handoff === 'none') store.handoff = 'waiting'
-      store.push(
-        makeMessage({
-          id: res.message_id,
-          role: 'bot',
-          text: reply.text,
-          replyType: reply.type,
-          suggestions: reply.suggestions ?? [],
-          quickReplies: reply.quick_replies ?? [],
-        }),
-      )
+      // Follow the server's hand-off state, not the reply type: reply type `handoff` is also a mere *offer*
+      // of a human (status stays `none`, quick reply 转人工), and then nobody is queued yet.
+      if (!(reply.type === 'agent_pending' && !reply.text))
+        store.push(
+          makeMessage({
+            id: res.message_id,
+            role: 'bot',
+            text: reply.text,
+            replyType: reply.type,
+            suggestions: reply.suggestions ?? [],
+            quickReplies: reply.quick_replies ?? [],
+          }),
+        )
+      if (res.handoff?.status) applyHandoff(res.handoff.status)
     } catch (e) {
       if (e instanceof ApiError && e.code === 'SESSION_NOT_FOUND' && store.session) {
         // The server forgot our session (TTL): start a new one and resend this message once.
@@ -196,6 +198,20 @@ export function useChat(deps: ChatDeps) {
   }
 
   // ---- hand-off, feedback, rating -----------------------------------------------------------------------
+  /**
+   * Follow the server's hand-off status (chat response, hand-off response or SSE event, whichever arrives first)
+   * and tell the visitor when it changes. `closed` (SSE) and `none` both mean nobody is queued.
+   */
+  function applyHandoff(status: HandoffStatus | 'closed', agent?: string | null) {
+    const idle = (s: HandoffStatus | 'closed') => (s === 'closed' ? 'none' : s)
+    if (idle(status) === idle(store.handoff)) return
+    store.handoff = status
+    if (status === 'active')
+      store.push(makeMessage({ role: 'system', text: agent ? t('handoff.activeAgent', { agent }) : t('handoff.active') }))
+    else if (status === 'waiting') store.push(makeMessage({ role: 'system', text: t('handoff.waiting') }))
+    else store.push(makeMessage({ role: 'system', text: t('handoff.closed') }))
+  }
+
   async function requestHandoff(): Promise<void> {
     if (store.withAgent) return
     if (!store.session) {
@@ -205,11 +221,8 @@ export function useChat(deps: ChatDeps) {
     const session = store.session
     if (!session) return
     try {
-      await withRetry(() => api.handoff(session), retryOpts)
-      if (store.handoff === 'none' || store.handoff === 'closed') {
-        store.handoff = 'waiting'
-        store.push(makeMessage({ role: 'system', text: t('handoff.waiting') }))
-      }
+      const res = await withRetry(() => api.handoff(session), retryOpts)
+      applyHandoff(res?.status === 'active' ? 'active' : 'waiting')
     } catch (e) {
       store.notice = e instanceof ApiError && e.code !== 'HANDOFF_STATE' ? t('handoff.failed') : errorText(e)
     }
@@ -264,12 +277,7 @@ export function useChat(deps: ChatDeps) {
       if (m.role === 'agent') store.typing = false
     } else if (ev.event === 'handoff') {
       const h = payload as EventHandoff
-      if (!h || h.status === store.handoff) return
-      store.handoff = h.status
-      if (h.status === 'active')
-        store.push(makeMessage({ role: 'system', text: h.agent ? t('handoff.activeAgent', { agent: h.agent }) : t('handoff.active') }))
-      else if (h.status === 'waiting') store.push(makeMessage({ role: 'system', text: t('handoff.waiting') }))
-      else store.push(makeMessage({ role: 'system', text: t('handoff.closed') }))
+      if (h && typeof h.status === 'string') applyHandoff(h.status, h.agent)
     }
   }
 
