@@ -99,6 +99,9 @@ class TrainConfig:
     # BERT with the combined logits; "joint": train both from zero together
     ngram_fit: str = "joint"
     ngram_C: float = 10.0
+    ngram_idf: bool = (
+        False  # joint mode: weight n-grams by training IDF (unseen n-grams ignored); "lr" always does
+    )
     max_minutes: float | None = None  # wall-clock budget for the optimisation loop
     max_train_examples: int | None = None  # stratified cap (benchmarks on big corpora)
     arch: ScratchArch = field(default_factory=ScratchArch)
@@ -424,6 +427,12 @@ def train_classifier(
     weights = class_weights(tr.labels, labels, cfg.class_weight_power)
 
     ngram_fit_info = None
+    if cfg.ngram_fit not in ("lr", "joint"):
+        raise ValueError(f"ngram_fit must be 'lr' or 'joint', got {cfg.ngram_fit!r}")
+    if cfg.ngram_branch and cfg.ngram_fit == "joint" and cfg.ngram_idf:
+        from training.ngram_model import set_ngram_idf
+
+        set_ngram_idf(model, [f["input_ids"] for f in train_feats])
     if cfg.ngram_branch and cfg.ngram_fit == "lr":
         from training.ngram_model import fit_ngram_head
 
@@ -440,8 +449,6 @@ def train_classifier(
         say(
             f"[{cfg.kind}] n-gram head fitted as TF-IDF LR in {time.monotonic() - t_fit:.1f}s: {ngram_fit_info}"
         )
-    elif cfg.ngram_fit not in ("lr", "joint"):
-        raise ValueError(f"ngram_fit must be 'lr' or 'joint', got {cfg.ngram_fit!r}")
 
     steps_per_epoch = math.ceil(len(train_feats) / cfg.batch_size)
     max_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
@@ -529,6 +536,7 @@ def train_classifier(
             "ngram_buckets": cfg.ngram_buckets if cfg.ngram_branch else None,
             "ngram_lr_mult": cfg.ngram_lr_mult if cfg.ngram_branch else None,
             "ngram_fit": cfg.ngram_fit if cfg.ngram_branch else None,
+            "ngram_idf": (cfg.ngram_idf or cfg.ngram_fit == "lr") if cfg.ngram_branch else None,
             "ngram_C": cfg.ngram_C if cfg.ngram_branch and cfg.ngram_fit == "lr" else None,
             "ngram_fit_result": ngram_fit_info,
             "steps": int(trainer.state.global_step),
@@ -578,6 +586,13 @@ def add_cli_args(ap, defaults: TrainConfig) -> None:
         default=defaults.ngram_branch,
         help="add the in-graph hashed char-n-gram branch (training.ngram_model)",
     )
+    ap.add_argument(
+        "--ngram-fit",
+        choices=("lr", "joint"),
+        default=defaults.ngram_fit,
+        help="lr: fit the n-gram head first as TF-IDF logistic regression, then BERT on the residual; "
+        "joint: train both together from zero",
+    )
 
 
 def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
@@ -592,6 +607,7 @@ def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
         max_train_examples=args.max_train_examples,
         threads=args.threads,
         ngram_branch=args.ngram_branch,
+        ngram_fit=args.ngram_fit,
     )
 
 

@@ -14,7 +14,14 @@ from typing import Any
 from training.classifier import TrainConfig, TrainResult, run_cli, train_kind
 from training.data import LabelledData
 
-DEFAULTS = TrainConfig(kind="intent", epochs=12.0, batch_size=32, max_len=64, ngram_branch=True)
+DEFAULTS = TrainConfig(
+    kind="intent",
+    epochs=12.0,
+    batch_size=32,
+    max_len=64,
+    ngram_branch=True,
+    ngram_fit="joint",
+)
 
 
 def train(

@@ -111,7 +111,8 @@ class XiaokeBertNgramForSequenceClassification(BertPreTrainedModel):
     def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         ids = hashed_ngrams(input_ids, attention_mask, self.ngram_buckets, self.ngram_orders)
         emb = self.ngram(ids)  # [B, N, K]; bucket 0 is the zero padding row
-        w = self.ngram_idf[ids] * (ids > 0).to(emb.dtype)  # [B, N] tf-idf weight of each occurrence
+        idf: torch.Tensor = self.ngram_idf  # type: ignore[assignment]
+        w = idf[ids] * (ids > 0).to(emb.dtype)  # [B, N] tf-idf weight of each occurrence
         norm = torch.sqrt((w * w).sum(dim=1, keepdim=True)).clamp(min=1e-6)
         return (emb * w.unsqueeze(-1)).sum(dim=1) / norm + self.ngram_bias
 
@@ -164,6 +165,39 @@ class XiaokeBertNgramForSequenceClassification(BertPreTrainedModel):
         )
 
 
+def _train_ngrams(
+    model: XiaokeBertNgramForSequenceClassification, input_ids: list[list[int]]
+) -> list[torch.Tensor]:
+    out = []
+    with torch.no_grad():
+        for ids in input_ids:
+            t = torch.tensor([ids], dtype=torch.int64)
+            h = hashed_ngrams(t, torch.ones_like(t), model.ngram_buckets, model.ngram_orders)[0]
+            out.append(h[h > 0])
+    return out
+
+
+def set_ngram_idf(
+    model: XiaokeBertNgramForSequenceClassification,
+    input_ids: list[list[int]],
+    per_example: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Set the IDF buffer from the training texts: log((1+n)/(1+df)) + 1 (sklearn's smooth idf) for
+    n-gram buckets seen in training and **0 for unseen ones**, so that, like a TF-IDF vocabulary, n-grams
+    never seen in training neither score nor dilute the L2 norm (else the bias dominates on new text)."""
+    per_example = per_example if per_example is not None else _train_ngrams(model, input_ids)
+    df = torch.zeros(model.ngram_buckets, dtype=torch.float64)
+    for h in per_example:
+        df[torch.unique(h)] += 1
+    n = max(len(per_example), 1)
+    idf = (torch.log((1.0 + n) / (1.0 + df)) + 1.0).to(torch.float32)
+    idf[df == 0] = 0.0
+    idf[0] = 0.0
+    with torch.no_grad():
+        model.ngram_idf.copy_(idf)  # type: ignore[operator]
+    return idf
+
+
 def fit_ngram_head(
     model: XiaokeBertNgramForSequenceClassification,
     input_ids: list[list[int]],
@@ -175,23 +209,15 @@ def fit_ngram_head(
 ) -> dict[str, float]:
     """Fit the n-gram head as an L2-regularised logistic regression on TF-IDF-weighted hashed n-grams.
 
-    IDF = log((1+n)/(1+df)) + 1 over the training texts (sklearn's smooth idf); features are L2-normalised
-    exactly as :meth:`ngram_logits` computes them, so the fitted table is used unchanged in the graph. The
-    objective is sklearn's ``LogisticRegression(C)`` in mean form: CE + ||W||^2 / (2 C n). Full-batch L-BFGS.
+    Features are built exactly as :meth:`ngram_logits` computes them (IDF from :func:`set_ngram_idf`,
+    L2-normalised), so the fitted table is used unchanged in the graph. The objective is sklearn's
+    ``LogisticRegression(C)`` in mean form: CE + ||W||^2 / (2 C n). Full-batch L-BFGS.
     """
     n_b = model.ngram_buckets
-    per_example = []
-    df = torch.zeros(n_b, dtype=torch.float64)
+    per_example = _train_ngrams(model, input_ids)
+    idf = set_ngram_idf(model, input_ids, per_example)
+    n = len(per_example)
     with torch.no_grad():
-        for ids in input_ids:
-            t = torch.tensor([ids], dtype=torch.int64)
-            h = hashed_ngrams(t, torch.ones_like(t), n_b, model.ngram_orders)[0]
-            h = h[h > 0]
-            per_example.append(h)
-            df[torch.unique(h)] += 1
-        n = len(per_example)
-        idf = (torch.log((1.0 + n) / (1.0 + df)) + 1.0).to(torch.float32)
-        idf[0] = 0.0
         rows, cols, vals = [], [], []
         for i, h in enumerate(per_example):
             w = idf[h]
@@ -211,21 +237,24 @@ def fit_ngram_head(
         [weight, bias], lr=1.0, max_iter=max_iter, history_size=10, line_search_fn="strong_wolfe"
     )
 
+    def objective() -> torch.Tensor:
+        logits = torch.sparse.mm(x, weight) + bias
+        return nn.functional.cross_entropy(logits, y, weight=cw) + (weight * weight).sum() / (2 * C * n)
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        logits = torch.sparse.mm(x, weight) + bias
-        loss = nn.functional.cross_entropy(logits, y, weight=cw) + (weight * weight).sum() / (2 * C * n)
+        loss = objective()
         loss.backward()
         return loss
 
-    final = float(opt.step(closure))
+    opt.step(closure)
     with torch.no_grad():
+        final = float(objective())
         acc = float(((torch.sparse.mm(x, weight) + bias).argmax(1) == y).float().mean())
-        model.ngram_idf.copy_(idf)
         model.ngram.weight.copy_(weight)
         model.ngram.weight[0].zero_()
         model.ngram_bias.copy_(bias)
-    return {"loss": round(final, 5), "train_accuracy": round(acc, 5), "examples": n}
+    return {"objective": round(final, 5), "train_accuracy": round(acc, 5), "examples": n}
 
 
 def register_auto_classes() -> None:

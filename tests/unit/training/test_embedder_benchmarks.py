@@ -20,18 +20,32 @@ def test_rank_metrics() -> None:
     assert rank_metrics([], []) == {"recall_at_1": 0.0, "recall_at_5": 0.0, "mrr_at_10": 0.0}
 
 
-def test_build_task_dedups_documents_and_skips_negatives(tmp_path: Path) -> None:
+def test_rank_metrics_gold_sets_and_self_exclusion() -> None:
+    ranked = [[7, 3, 1], [7, 3, 1]]
+    assert rank_metrics(ranked, [{1, 3}, {1}])["recall_at_1"] == 0.0
+    m = rank_metrics(ranked, [{1, 3}, {1}], exclude=[7, 7])  # 7 is the query itself
+    assert m["recall_at_1"] == 0.5  # first query: 3 is correct at rank 1; second: 1 at rank 2
+    assert m["mrr_at_10"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_build_task_dedups_and_collects_every_answer(tmp_path: Path) -> None:
     f = tmp_path / "p.tsv"
     f.write_text(
-        "怎么还款\t如何还钱\t1\n怎么还款\t还款方式\t1\n怎麼還款\t还款怎么操作\t1\n花呗\t借呗\t0\n额度\t提额\t1\n",
+        "怎么还款\t如何还钱\t1\n"
+        "还款方式\t如何还钱\t1\n"  # a second correct answer for the same query
+        "怎麼還款\t还款怎么操作\t1\n"  # traditional duplicate of the first document
+        "花呗\t借呗\t0\n"
+        "如何还钱\t怎么还款\t1\n"  # query that is itself a document
+        "额度\t提额\t1\n",
         encoding="utf-8",
     )
-    docs, queries, gold = build_task(f, NormalizeConfig())
-    assert docs == ["怎么还款", "额度"]  # traditional duplicate folded by bundle.normalize
-    assert queries == ["如何还钱", "还款方式", "还款怎么操作", "提额"]
-    assert gold == [0, 0, 0, 1]
-    docs2, queries2, gold2 = build_task(f, NormalizeConfig(), max_queries=2, seed=1)
-    assert len(queries2) == 2 and all(docs2[g] for g in gold2)
+    t = build_task(f, NormalizeConfig())
+    assert t.docs == ["怎么还款", "还款方式", "如何还钱", "额度"]
+    assert t.queries == ["如何还钱", "还款怎么操作", "怎么还款", "提额"]
+    assert t.gold == [{0, 1}, {0}, {2}, {3}]
+    assert t.self_doc == [2, -1, 0, -1]
+    small = build_task(f, NormalizeConfig(), max_queries=2, seed=1)
+    assert len(small.queries) == 2 and all(g <= set(range(len(small.docs))) for g in small.gold)
 
 
 def test_summary_table_lists_every_quality_key() -> None:

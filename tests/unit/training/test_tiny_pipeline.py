@@ -117,6 +117,8 @@ def test_tiny_ngram_branch_model_trains_saves_and_reloads(tmp_path):
         arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
         ngram_branch=True,
         ngram_buckets=4096,
+        ngram_fit="lr",
+        ngram_aux_weight=0.0,
         progress=False,
         threads=1,
     )
@@ -126,6 +128,8 @@ def test_tiny_ngram_branch_model_trains_saves_and_reloads(tmp_path):
     assert isinstance(model, XiaokeBertNgramForSequenceClassification)
     assert model.ngram.weight.abs().sum() > 0  # the n-gram head was trained and saved
     assert meta["recipe"]["ngram_branch"] is True
+    assert meta["recipe"]["ngram_fit_result"]["train_accuracy"] >= 0.9  # the TF-IDF LR head fits the data
+    assert float(model.ngram_idf.max()) > 1.0  # the IDF buffer was saved and reloaded
     assert result.metrics["accuracy"] >= 0.6
 
 
