@@ -634,3 +634,37 @@ def train_kind(
     """Programmatic entry (build orchestrator, benchmarks): ``overrides`` are TrainConfig fields."""
     cfg = replace(defaults, **overrides)
     return train_classifier(train_path, out_dir, eval_data=eval_path, base=base, config=cfg)
+
+
+@dataclass(frozen=True)
+class ClassifierTask:
+    """One classifier kind (intent, sentiment): its defaults plus the three entry points every kind has."""
+
+    defaults: TrainConfig
+
+    def train(
+        self,
+        train_path: str | Path | LabelledData,
+        out_dir: str | Path,
+        *,
+        eval_path: str | Path | LabelledData | None = None,
+        base: str | Path | None = "auto",
+        **overrides: Any,
+    ) -> Path:
+        """Train into ``out_dir`` and return it. ``overrides``: TrainConfig fields."""
+        return self.train_full(train_path, out_dir, eval_path=eval_path, base=base, **overrides).out_dir
+
+    def train_full(
+        self,
+        train_path: str | Path | LabelledData,
+        out_dir: str | Path,
+        *,
+        eval_path: str | Path | LabelledData | None = None,
+        base: str | Path | None = "auto",
+        **overrides: Any,
+    ) -> TrainResult:
+        """Like :meth:`train` but returns metrics and thresholds too."""
+        return train_kind(self.defaults, train_path, out_dir, eval_path=eval_path, base=base, **overrides)
+
+    def main(self, argv: list[str] | None = None) -> None:
+        run_cli(self.defaults, argv)
