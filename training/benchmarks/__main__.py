@@ -70,17 +70,23 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     datasets: Path = args.datasets
     say = lambda m: print(m, flush=True)  # noqa: E731
     t0 = time.monotonic()
-    details: dict[str, Any] = {}
-    quality: dict[str, Any] = {"details": details}
+    quality: dict[str, Any] = {}
+    if args.out.is_file() and args.skip:  # a partial re-run keeps the sections it does not recompute
+        try:
+            quality = dict(json.loads(args.out.read_text(encoding="utf-8")))
+        except ValueError:
+            quality = {}
+    details: dict[str, Any] = quality.setdefault("details", {})
     skip = set(args.skip or [])
 
     def checkpoint(done: str) -> None:
         quality["meta"] = {
+            **quality.get("meta", {}),
             "datasets": str(datasets),
             "completed": [*quality.get("meta", {}).get("completed", []), done],
             "finished_at": datetime.now(UTC).isoformat(),
             "seconds": round(time.monotonic() - t0, 1),
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"},
+            f"args_{done}": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         }
         write_quality(args.out, quality)
 

@@ -3,9 +3,14 @@
     python -m training.benchmarks retrieval --pairs FILE [--embedder DIR] [--store DIR] [--max-queries N]
 
 FILE is in AFQMC (JSONL), BQ (CSV with header) or LCQMC (TSV) layout. Only label-1 pairs are used: every
-distinct first sentence is indexed once (deduplicated after ``bundle.normalize``); each pair's second
-sentence is a query whose answer is its first sentence's document. Metrics per system: recall@1, recall@5,
-MRR@10.
+distinct first sentence is indexed once (deduplicated after ``bundle.normalize``); every distinct second
+sentence is one query. Scoring rules (both matter on BQ, whose positives form paraphrase clusters: half of its
+queries are also indexed first sentences and a quarter have several correct first sentences):
+
+* a query's correct documents are all first sentences it is paired with (label 1), any of them counts;
+* the document whose text equals the query (the query itself) is removed from that query's ranking.
+
+Metrics per system: recall@1, recall@5, MRR@10 of the first correct document.
 
 The three systems share serving's retrieval code (``serving.retrieval``): ``keyword`` is its jieba BM25
 index (normalized scores), ``dense`` its FAISS index over L2-normalized embeddings, ``hybrid`` its
@@ -25,6 +30,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -122,38 +128,55 @@ def load_encoder(embedder: Path | None, store: Path | None) -> TextEncoder:
     return OnnxEncoder(ModelStore(root).resolve(BundleKind.EMBEDDER))
 
 
-def build_task(pair_file: Path, norm: NormalizeConfig, max_queries: int | None = None, seed: int = 13):
-    """(documents, queries, gold doc per query) from the label-1 pairs of a pair file."""
+@dataclass
+class RetrievalTask:
+    """Documents, unique queries, the set of correct documents per query and the query's own document."""
+
+    docs: list[str]
+    queries: list[str]
+    gold: list[set[int]]
+    self_doc: list[int]  # index of the document whose text equals the query, -1 if none
+
+
+def build_task(
+    pair_file: Path, norm: NormalizeConfig, max_queries: int | None = None, seed: int = 13
+) -> RetrievalTask:
+    """The retrieval task of a pair file (see the module docstring for the scoring rules)."""
     from training.embedder import load_pair_file
 
     docs: list[str] = []
     doc_id: dict[str, int] = {}
-    queries: list[str] = []
-    gold: list[int] = []
+    gold_of: dict[str, set[int]] = {}
     for s1, s2, y in load_pair_file(pair_file):
         if y != 1:
             continue
         a, b = normalize(s1, norm), normalize(s2, norm)
-        if not a or not b:
+        if not a or not b or a == b:
             continue
         if a not in doc_id:
             doc_id[a] = len(docs)
             docs.append(a)
-        queries.append(b)
-        gold.append(doc_id[a])
+        gold_of.setdefault(b, set()).add(doc_id[a])
+    queries = list(gold_of)
     if max_queries is not None and len(queries) > max_queries:
         keep = np.sort(np.random.default_rng(seed).choice(len(queries), max_queries, replace=False))
         queries = [queries[i] for i in keep]
-        gold = [gold[i] for i in keep]
-    return docs, queries, gold
+    return RetrievalTask(docs, queries, [gold_of[q] for q in queries], [doc_id.get(q, -1) for q in queries])
 
 
-def rank_metrics(ranked: Sequence[Sequence[int]], gold: Sequence[int]) -> dict[str, float]:
-    """recall@1, recall@5, MRR@10 from the ranked doc ids of each query."""
+def rank_metrics(
+    ranked: Sequence[Sequence[int]], gold: Sequence[int | set[int]], exclude: Sequence[int] | None = None
+) -> dict[str, float]:
+    """recall@1, recall@5, MRR@10 from the ranked doc ids of each query (first correct doc counts).
+
+    `gold[i]` is one doc id or a set of correct ids; `exclude[i]` (>= 0) is removed from query i's ranking.
+    """
     ranks = []
-    for ids, g in zip(ranked, gold, strict=True):
-        top = list(ids[:10])
-        ranks.append(top.index(g) + 1 if g in top else 0)
+    for i, (ids, g) in enumerate(zip(ranked, gold, strict=True)):
+        ok = g if isinstance(g, set) else {g}
+        skip = exclude[i] if exclude is not None else -1
+        top = [d for d in ids if d != skip][:10]
+        ranks.append(next((k + 1 for k, d in enumerate(top) if d in ok), 0))
     r = np.asarray(ranks)
     if len(r) == 0:
         return dict.fromkeys(METRICS, 0.0)
@@ -164,12 +187,11 @@ def rank_metrics(ranked: Sequence[Sequence[int]], gold: Sequence[int]) -> dict[s
     }
 
 
-def evaluate(
-    docs: Sequence[str], queries: Sequence[str], gold: Sequence[int], encoder: TextEncoder
-) -> dict[str, Any]:
-    """Score the three systems; texts must already be normalized."""
+def evaluate(task: RetrievalTask, encoder: TextEncoder) -> dict[str, Any]:
+    """Score the three systems on `task` (texts already normalized)."""
     from serving.retrieval import FaqIndex, IndexedQuestion, JiebaSegmenter
 
+    docs, queries = task.docs, task.queries
     t0 = time.monotonic()
     doc_vecs = encoder.encode(list(docs))
     query_vecs = encoder.encode(list(queries))
@@ -178,15 +200,19 @@ def evaluate(
     index = FaqIndex.build(
         rows, doc_vecs, list(docs), version="bench", embedder_version="bench", segmenter=JiebaSegmenter()
     )
-    _, dense_ids = index.dense.search(query_vecs, 10)
-    keyword = [[doc for doc, _ in index.keyword.search(q, 10)] for q in queries]
-    hybrid = [[int(c.faq_id) for c in cands] for cands in index.search(list(queries), query_vecs, top_k=10)]
+    k = 11  # one extra: the query's own document is removed from its ranking
+    _, dense_ids = index.dense.search(query_vecs, k)
+    keyword = [[doc for doc, _ in index.keyword.search(q, k)] for q in queries]
+    hybrid = [[int(c.faq_id) for c in cands] for cands in index.search(list(queries), query_vecs, top_k=k)]
+    dense = [[int(i) for i in row if i >= 0] for row in dense_ids]
     return {
-        "dense": rank_metrics([[int(i) for i in row if i >= 0] for row in dense_ids], gold),
-        "keyword": rank_metrics(keyword, gold),
-        "hybrid": rank_metrics(hybrid, gold),
+        "dense": rank_metrics(dense, task.gold, task.self_doc),
+        "keyword": rank_metrics(keyword, task.gold, task.self_doc),
+        "hybrid": rank_metrics(hybrid, task.gold, task.self_doc),
         "n_docs": len(docs),
         "n_queries": len(queries),
+        "queries_with_several_answers": sum(len(g) > 1 for g in task.gold),
+        "queries_that_are_documents": sum(d >= 0 for d in task.self_doc),
         "fusion": {"method": index.fusion.method.value, "dense_weight": index.fusion.dense_weight},
         "encode_seconds": round(t_encode, 1),
         "seconds": round(time.monotonic() - t0, 1),
@@ -196,10 +222,10 @@ def evaluate(
 def run_retrieval(
     pair_file: Path, *, encoder: TextEncoder, max_queries: int | None = None, seed: int = 13
 ) -> dict[str, Any]:
-    docs, queries, gold = build_task(pair_file, encoder.normalize_config, max_queries, seed)
-    if not queries:
+    task = build_task(pair_file, encoder.normalize_config, max_queries, seed)
+    if not task.queries:
         raise ValueError(f"{pair_file}: no label-1 pairs")
-    out = evaluate(docs, queries, gold, encoder)
+    out = evaluate(task, encoder)
     out["dataset"] = str(pair_file)
     out["embedder"] = getattr(encoder, "name", type(encoder).__name__)
     return out

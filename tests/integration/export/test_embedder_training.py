@@ -52,7 +52,7 @@ def test_checkpoint_layout_and_meta(toy_embedder: Path) -> None:
 
 
 def test_export_and_benchmark(toy_embedder: Path, tmp_path: Path) -> None:
-    from training.benchmarks.retrieval import OnnxEncoder, TorchEncoder, evaluate
+    from training.benchmarks.retrieval import OnnxEncoder, RetrievalTask, TorchEncoder, evaluate
 
     m = export_bundle(toy_embedder, tmp_path / "bundle", version="toy-1")
     assert m.kind is BundleKind.EMBEDDER and m.parity.passed and m.embedding_dim == 32
@@ -64,7 +64,8 @@ def test_export_and_benchmark(toy_embedder: Path, tmp_path: Path) -> None:
     assert np.min(np.sum(a * b, axis=1)) > 0.99  # int8 bundle ~ PyTorch
 
     docs = ["退货运费谁承担", "怎么开发票", "快递多久到"]
-    result = evaluate(docs, ["退货运费谁出", "发票怎么开", "快递多久能到"], [0, 1, 2], onnx_enc)
+    task = RetrievalTask(docs, ["退货运费谁出", "发票怎么开", "快递多久能到"], [{0}, {1}, {2}], [-1, -1, -1])
+    result = evaluate(task, onnx_enc)
     for system in ("dense", "keyword", "hybrid"):
         assert set(result[system]) == {"recall_at_1", "recall_at_5", "mrr_at_10"}
         assert 0.0 <= result[system]["recall_at_1"] <= result[system]["recall_at_5"] <= 1.0
