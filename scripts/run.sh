@@ -36,5 +36,15 @@ echo
 curl -fsS "$API_SERVING_URL/readyz" >/dev/null || { echo "[run] inference server not ready after 180 s"; exit 1; }
 
 "$PY" -m api migrate
+# First run: a console admin with a random password, kept (mode 600) in the data dir and printed once.
+cred="$XIAOKE_DATA_DIR/console-admin.txt"
+if [ -z "${API_BOOTSTRAP_ADMIN_PASSWORD:-}" ] && [ ! -s "$cred" ]; then
+  pw=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(12))')
+  (umask 077; printf 'username: admin\npassword: %s\n' "$pw" >"$cred")
+  printf '%s\n' "$pw" | "$PY" -m api create-admin --username admin --password-stdin
+  echo "[run] console login: admin / $pw   (saved in $cred)"
+elif [ -s "$cred" ]; then
+  echo "[run] console login: see $cred"
+fi
 echo "[run] open http://127.0.0.1:8000/ (widget demo page) and http://127.0.0.1:8000/admin (console)"
 "$PY" -m api serve
