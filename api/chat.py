@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +25,19 @@ from api.sessions import Session, Turn, load_authorized, new_session
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 
 
+def _has_visible(text: str) -> bool:
+    """True when ``text`` has a character that is neither whitespace nor a format character (category Cf:
+    zero-width space/joiner, BOM, bidi overrides...). Stops at the first visible one (usually the first)."""
+    for ch in text:
+        if not ch.isspace() and unicodedata.category(ch) != "Cf":
+            return True
+    return False
+
+
 def clean_message(message: str, max_chars: int) -> str:
     """Trim and bound a visitor message: 1..max_chars characters after trimming, no control characters."""
     text = message.translate(_CONTROL).strip()
-    if not text:
+    if not _has_visible(text):
         raise AppError(ErrorCode.MESSAGE_EMPTY)
     if len(text) > max_chars:
         raise AppError(ErrorCode.MESSAGE_TOO_LONG)

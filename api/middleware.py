@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ErrorCode, error_payload
@@ -27,8 +28,16 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 _WIDGET_PREFIX = "/widget"
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a streamed (no Content-Length) body crosses the limit.
+
+    An ``HTTPException`` on purpose: FastAPI's body parsing wraps any other exception into a 400, but re-raises
+    HTTP exceptions, so the app's handler answers 413 ``PAYLOAD_TOO_LARGE``. If it escapes the app (raised
+    outside the exception middleware), ``EdgeMiddleware`` answers 413 itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 class EdgeMiddleware:
@@ -56,11 +65,12 @@ class EdgeMiddleware:
         path: str = scope["path"]
         limit = self.limit_for_path(path) if self.limit_for_path else self.max_body_bytes
         start = time.perf_counter()
-        status_holder = {"status": 500}
+        status_holder = {"status": 500, "started": 0}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = 1
                 hdrs = list(message.get("headers", []))
                 present = {k.lower() for k, _ in hdrs}
                 hdrs.append((b"x-request-id", rid.encode()))
@@ -93,15 +103,17 @@ class EdgeMiddleware:
             try:
                 await self.app(scope, receive_limited, send_wrapper)
             except _BodyTooLarge:
+                if status_holder["started"]:
+                    raise
                 await self._reject(send_wrapper, rid)
         finally:
             route = scope.get("route")
             route_name = getattr(route, "path", None) or (
                 "static" if status_holder["status"] < 400 else "unmatched"
             )
-            elapsed = time.perf_counter() - start
-            self.metrics.http_requests.labels(scope["method"], route_name, str(status_holder["status"])).inc()
-            self.metrics.http_latency.labels(route_name).observe(elapsed)
+            self.metrics.observe_request(
+                scope["method"], route_name, status_holder["status"], time.perf_counter() - start
+            )
             request_id_var.reset(token)
 
     async def _reject(self, send: Send, rid: str) -> None:

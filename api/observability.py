@@ -99,9 +99,22 @@ class Metrics:
         self.writer_failures = Counter(
             "xiaoke_api_writer_failures_total", "Durable writer batch failures", registry=self.registry
         )
+        # Per-request children, looked up once per (method, route, status): ``labels()`` takes a lock and
+        # validates label values on every call.
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.rate_limited = Counter(
             "xiaoke_api_rate_limited_total",
             "Requests refused by rate limits",
             ["scope"],
             registry=self.registry,
         )
+
+    def observe_request(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        key = (method, route, str(status))
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.http_requests.labels(*key), self.http_latency.labels(route))
+            if len(self._request_children) < 4096:  # bounded: routes are templates, methods/statuses few
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed_s)

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,6 +87,24 @@ def inference_config(settings: Settings) -> InferenceConfig:
     )
 
 
+def redis_retry_policy() -> Retry:
+    """Every Redis command (incl. pipelines and lock scripts) retries connection errors / timeouts with
+    exponential backoff: 50, 100, 200, 250, 250, 250 ms (~1.1 s), enough to ride out a Redis restart."""
+    return Retry(ExponentialBackoff(cap=0.25, base=0.025), 6, (RedisConnectionError, RedisTimeoutError))
+
+
+def make_redis(url: str, **kwargs: Any) -> Redis:
+    """The API's Redis client: short socket timeouts plus the explicit retry policy above."""
+    return Redis.from_url(
+        url,
+        socket_timeout=2.0,
+        socket_connect_timeout=1.0,
+        retry=redis_retry_policy(),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **kwargs,
+    )
+
+
 async def build_services(
     settings: Settings, metrics: Metrics, *, inference: InferenceClient | None = None
 ) -> Services:
@@ -95,9 +117,7 @@ async def build_services(
     events: EventBus
     limiter: RateLimiter
     if settings.redis_url is not None:
-        redis = Redis.from_url(
-            settings.redis_url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=1.0
-        )
+        redis = make_redis(settings.redis_url.get_secret_value())
         sessions = RedisSessionStore(
             redis,
             prefix=settings.redis_prefix,

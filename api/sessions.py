@@ -12,19 +12,47 @@ import hmac
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.dialog.state import DialogState
 from api.errors import DependencyUnavailable, ErrorCode, SessionNotFound
 
 HandoffStatus = Literal["none", "waiting", "active"]
+
+T = TypeVar("T")
+# Errors a Redis restart / failover produces; anything else (a bad command, WRONGTYPE) is not retried.
+TRANSIENT_REDIS_ERRORS: tuple[type[RedisError], ...] = (RedisConnectionError, RedisTimeoutError)
+
+
+async def retry_transient(
+    op: Callable[[], Awaitable[T]], *, budget_s: float = 1.0, base_s: float = 0.05, cap_s: float = 0.25
+) -> T:
+    """Run ``op``; on a transient Redis error retry with exponential backoff while ``budget_s`` lasts.
+
+    Brief on purpose: a visitor turn waits at most about ``budget_s`` for Redis to come back (a restart is
+    typically well under a second) before the caller answers 503. The last error is re-raised.
+    """
+    deadline = time.monotonic() + budget_s
+    delay = base_s
+    while True:
+        try:
+            return await op()
+        except TRANSIENT_REDIS_ERRORS:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(cap_s, delay * 2)
 
 
 def new_session_id() -> str:
@@ -169,11 +197,26 @@ class InMemorySessionStore:
 class RedisSessionStore:
     """Sessions as JSON strings with a sliding TTL; a Redis lock per session guards read-modify-write."""
 
-    def __init__(self, redis: Redis, *, prefix: str, ttl_s: int, lock_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        ttl_s: int,
+        lock_timeout_s: float = 5.0,
+        lock_ttl_s: float = 3.0,
+        retry_budget_s: float = 1.0,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+        # How long a turn waits for another turn of the same session before 503 OVERLOADED.
         self.lock_timeout_s = lock_timeout_s
+        # The lock key's TTL, renewed every third of it while the turn runs: a lock a failed turn could not
+        # release (Redis down at that moment) blocks the session for at most this long.
+        self.lock_ttl_s = lock_ttl_s
+        self.retry_budget_s = retry_budget_s
+        self._background: set[asyncio.Task[None]] = set()
 
     def _key(self, session_id: str) -> str:
         return f"{self.prefix}session:{session_id}"
@@ -206,27 +249,76 @@ class RedisSessionStore:
     async def delete(self, session_id: str) -> None:
         await self.redis.delete(self._key(session_id))
 
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _renew(self, lock: Lock) -> None:
+        try:
+            await lock.reacquire()
+        except (LockError, RedisError):
+            pass  # lost or Redis down: the TTL bounds how long the key can outlive the turn
+
+    async def _release_later(self, lock: Lock) -> None:
+        """Keep trying to release a lock whose release failed (Redis down) until its TTL would expire anyway.
+
+        Token-checked by redis-py's release script: never deletes a lock another turn holds now.
+        """
+        deadline = time.monotonic() + self.lock_ttl_s
+        delay = 0.05
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(0.25, delay * 2)
+            try:
+                await lock.release()
+                return
+            except LockError:
+                return  # expired or taken over: nothing to undo
+            except RedisError:
+                continue
+
     @asynccontextmanager
     async def lock(self, session_id: str) -> AsyncIterator[None]:
         lock = self.redis.lock(
             f"{self.prefix}lock:session:{session_id}",
-            timeout=self.lock_timeout_s * 2,
+            timeout=self.lock_ttl_s,
             blocking_timeout=self.lock_timeout_s,
             sleep=0.005,
         )
         try:
-            acquired = await lock.acquire()
+            acquired = await retry_transient(lock.acquire, budget_s=self.retry_budget_s)
         except RedisError as exc:
             raise DependencyUnavailable(detail="redis lock") from exc
         if not acquired:
             raise DependencyUnavailable(ErrorCode.OVERLOADED, detail="session lock timeout")
+        loop = asyncio.get_running_loop()
+        period = self.lock_ttl_s / 3
+        renew: asyncio.TimerHandle | None = None
+
+        def schedule_renewal() -> None:
+            nonlocal renew
+
+            def fire() -> None:
+                self._spawn(self._renew(lock))
+                schedule_renewal()
+
+            renew = loop.call_later(period, fire)
+
+        schedule_renewal()
         try:
             yield
         finally:
+            if renew is not None:
+                renew.cancel()
             try:
-                await lock.release()
-            except (LockError, RedisError):
+                # Bounded: the response must not wait for Redis to come back.
+                async with asyncio.timeout(0.25):  # no extra task, unlike wait_for
+                    await lock.release()
+            except LockError:
                 pass  # expired: the next holder already owns it; nothing to undo
+            except (RedisError, TimeoutError):
+                self._spawn(self._release_later(lock))
 
     async def ping(self) -> bool:
         try:
@@ -235,4 +327,5 @@ class RedisSessionStore:
             return False
 
     async def close(self) -> None:
-        return None
+        for task in list(self._background):
+            task.cancel()

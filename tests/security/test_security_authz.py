@@ -242,10 +242,20 @@ async def test_authorization_matrix(world: World) -> None:
 
 
 # ---- session-token binding --------------------------------------------------------------------------------
+def _one_char_off(token: str) -> str:
+    """The token with its last character replaced by a different one (never equal to the real token)."""
+    return token[:-1] + ("B" if token.endswith("A") else "A")
+
+
 async def test_other_visitors_session_is_invisible(world: World) -> None:
     c, a, b = world.client, world.a, world.b
     sid = a.session_id
-    for headers in ({}, {"X-Session-Token": "x" * 43}, b.headers, {"X-Session-Token": a.token[:-1] + "A"}):
+    for headers in (
+        {},
+        {"X-Session-Token": "x" * 43},
+        b.headers,
+        {"X-Session-Token": _one_char_off(a.token)},
+    ):
         r = await c.get(f"/api/v1/sessions/{sid}/history", headers=headers)
         assert r.status_code == 404 and r.json()["error"]["code"] == "SESSION_NOT_FOUND", r.text
         assert a.token not in r.text and "你好" not in r.text

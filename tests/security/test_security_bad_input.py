@@ -67,12 +67,6 @@ async def test_exactly_1000_chars_is_accepted(world: World) -> None:
     assert r.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (api/chat.py clean_message): a message of only zero-width / format characters (U+200B, U+200D, "
-    "U+2060, U+FEFF, U+202E) is invisible but accepted and stored; strip Unicode category Cf before the "
-    "emptiness check -> 422 MESSAGE_EMPTY",
-)
 async def test_invisible_only_message_is_empty(world: World) -> None:
     r = await world.client.post(CHAT, json={"message": "\u200b\u200d\u2060\ufeff\u202e"})
     assert_error(r, 422, "MESSAGE_EMPTY")
@@ -157,12 +151,6 @@ async def test_one_megabyte_body(world: World) -> None:
     assert await counts(world) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (api/middleware.py _BodyTooLarge(Exception)): without Content-Length the limit fires inside "
-    "FastAPI's body parsing, which catches Exception and answers 400 VALIDATION_ERROR instead of 413 "
-    "PAYLOAD_TOO_LARGE; raise starlette HTTPException(413) (FastAPI re-raises those) or derive from BaseException",
-)
 async def test_one_megabyte_chunked_body(world: World) -> None:
     before = await counts(world)
 
