@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["visitor"])
 SSE_KEEPALIVE_S = 15.0
 
 
-def get_chat_service(services: ServicesDep) -> ChatService:
+async def get_chat_service(services: ServicesDep) -> ChatService:
     return ChatService(services)
 
 
