@@ -68,6 +68,12 @@ _INTERROGATIVE = re.compile(
     r"怎么|怎样|如何|吗|么|多久|多少|几天|谁|哪|什么|为啥|为什么|能不能|可不可以|是否|\?"
 )
 
+# "Where is MY order": a request to act on the visitor's own order, recognized even when the intent model is
+# unsure (the most common task; a weak model must not turn it into a how-to FAQ answer).
+_MY_ORDER = re.compile(
+    r"我(?:的|买的|下的)?(?:订单|快递|包裹|货)(?:.{0,4})(?:到哪|在哪|怎么还没|还没到|还没发|状态|进度|发货了没|到了没)"
+)
+
 
 class NluPort(Protocol):
     async def analyze(self, text: str) -> NluOutcome: ...
@@ -238,6 +244,8 @@ class DialogManager:
             return self._result(reply, label, intent.confidence, st, outcome)
         if order_id and label in (None, OUT_OF_SCOPE_INTENT):
             label = "order_status"  # a bare order number: look it up
+        elif label in (None, OUT_OF_SCOPE_INTENT, "logistics") and _MY_ORDER.search(norm):
+            label = "order_status"  # "我的订单到哪了" with an unsure model: ask for the order number
         if label == "order_status" or (label in TASK_INTENTS and order_id):
             assert label is not None
             if order_id:

@@ -179,3 +179,26 @@ async def test_chat_numbered_reply_answers_the_offered_suggestion(app_client) ->
     history = (await client.get(f"/api/v1/sessions/{first['session_id']}/history", headers=headers)).json()
     assert [m["reply_type"] for m in history["messages"] if m["role"] == "bot"] == ["suggest", "answer"]
     assert history["messages"][1]["suggestions"] == first["reply"]["suggestions"]
+
+
+# ---- "where is my order" does not depend on a confident intent model ----------------------------------------
+
+
+@pytest.mark.parametrize("text", ["我的订单到哪了", "我的快递怎么还没到", "我买的货到哪了"])
+async def test_my_order_asks_for_the_number_even_when_the_model_is_unsure(
+    dialog: DialogManager, fake_nlu: FakeNlu, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    unsure = FakeNlu.intent(fake_nlu, "zzzz")  # no rule matches: label "other", confidence 0.3
+    assert unsure.label == "other" and unsure.confidence < unsure.threshold
+    monkeypatch.setattr(fake_nlu, "intent", lambda _text: unsure)
+    r = await dialog.handle(DialogState(), text)
+    assert r.reply.type is ReplyType.SLOT_PROMPT and r.state.phase is Phase.AWAIT_ORDER_ID, r.reply
+
+
+async def test_how_to_question_about_orders_still_gets_the_faq(
+    dialog: DialogManager, fake_nlu: FakeNlu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unsure = FakeNlu.intent(fake_nlu, "zzzz")
+    monkeypatch.setattr(fake_nlu, "intent", lambda _text: unsure)
+    r = await dialog.handle(DialogState(), "怎么查看订单状态？")
+    assert r.reply.type is not ReplyType.SLOT_PROMPT and r.state.phase is not Phase.AWAIT_ORDER_ID, r.reply
