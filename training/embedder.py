@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import math
-import os
 import random
 import tempfile
 import time
@@ -45,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from bundle.normalize import NormalizeConfig, normalize
+from training.classifier import resolve_base
 
 log = logging.getLogger(__name__)
 
 TRAINING_META = "xiaoke_training.json"
-PRETRAINED_SUBDIR = "pretrained/mlm-small"
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FAQ = REPO / "data" / "demo" / "faq" / "faq.jsonl"
 DEFAULT_INTENTS = REPO / "data" / "demo" / "intents" / "train.jsonl"
@@ -200,28 +199,6 @@ def out_of_scope_queries(path: Path = DEFAULT_INTENTS, limit: int = 200) -> list
 
 
 # ---------------------------------------------------------------------------------------------- model
-
-
-def data_dir() -> Path:
-    env = os.environ.get("XIAOKE_DATA_DIR")
-    return Path(env) if env else REPO / "var"
-
-
-def default_pretrained_dir() -> Path:
-    return data_dir() / PRETRAINED_SUBDIR
-
-
-def resolve_base(base: str | Path | None) -> Path | None:
-    """None/"auto": the pretrained MLM checkpoint when present, else scratch; "none"/"scratch": scratch."""
-    if base is None or str(base) == "auto":
-        cand = default_pretrained_dir()
-        return cand if (cand / "config.json").is_file() else None
-    if str(base).lower() in ("none", "scratch", ""):
-        return None
-    path = Path(base)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--base {path}: not a checkpoint directory (no config.json)")
-    return path
 
 
 @dataclass
