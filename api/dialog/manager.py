@@ -235,6 +235,8 @@ class DialogManager:
     ) -> TurnResult:
         intent = outcome.result.intent
         sentiment = outcome.result.sentiment
+        if label not in TASK_INTENTS and label != COMPLAINT_INTENT and _MY_ORDER.search(norm):
+            label = "order_status"  # "我的订单到哪了": ask for the order number whatever a weak model says
         if label == COMPLAINT_INTENT:
             return self._offer_human(st, COMPLAINT_INTENT, intent.confidence, outcome)
         if label in SMALL_TALK:
@@ -244,8 +246,6 @@ class DialogManager:
             return self._result(reply, label, intent.confidence, st, outcome)
         if order_id and label in (None, OUT_OF_SCOPE_INTENT):
             label = "order_status"  # a bare order number: look it up
-        elif label in (None, OUT_OF_SCOPE_INTENT, "logistics") and _MY_ORDER.search(norm):
-            label = "order_status"  # "我的订单到哪了" with an unsure model: ask for the order number
         if label == "order_status" or (label in TASK_INTENTS and order_id):
             assert label is not None
             if order_id:
