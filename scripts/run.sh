@@ -12,6 +12,7 @@ mkdir -p "$XIAOKE_DATA_DIR/logs"
 
 serving_pid=""
 cleanup() {
+  trap - EXIT INT TERM
   if [ -n "$serving_pid" ] && kill -0 "$serving_pid" 2>/dev/null; then
     echo "[run] stopping inference server"
     kill -INT "$serving_pid" 2>/dev/null || true
