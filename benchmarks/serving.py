@@ -202,7 +202,9 @@ class TorchNlu:
 
     def __init__(self, store: Path, checkpoints: dict[str, str]) -> None:
         import torch
-        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer
+
+        from training.ngram_model import load_classifier_model
 
         from bundle.manifest import BundleKind
         from bundle.normalize import normalize
@@ -214,12 +216,8 @@ class TorchNlu:
         ms = ModelStore(store)
         self.manifests = {k: read_manifest(ms.resolve(BundleKind(k))) for k in KINDS}
         self.tok = {k: AutoTokenizer.from_pretrained(checkpoints[k], local_files_only=True) for k in KINDS}
-        self.cls = {
-            k: AutoModelForSequenceClassification.from_pretrained(
-                checkpoints[k], local_files_only=True
-            ).eval()
-            for k in ("intent", "sentiment")
-        }
+        # our classifiers may carry the in-graph n-gram branch (model type xiaoke_bert_ngram)
+        self.cls = {k: load_classifier_model(checkpoints[k]).eval() for k in ("intent", "sentiment")}
         self.emb = AutoModel.from_pretrained(checkpoints["embedder"], local_files_only=True).eval()
         istore = IndexStore(store / "indexes")
         active = istore.active()
