@@ -28,3 +28,11 @@ export function errorMessage(i18n: I18n, e: unknown): string {
   }
   return i18n.t('errors.generic')
 }
+
+/** Display name of an intent id (the demo intents have names in the locale files; any other id shows as is). */
+export function intentLabel(i18n: I18n, id: string | null | undefined): string {
+  if (!id) return '—'
+  const key = `intents.${id}`
+  const name = i18n.t(key)
+  return name === key ? id : name
+}

@@ -36,7 +36,8 @@ describe('TranscriptView', () => {
     const bots = w.findAll('.msg--bot')
     const suggest = bots[0]
     expect(suggest.find('.tag-reply').text()).toBe('推荐')
-    expect(suggest.find('.tag-intent').text()).toBe('coupon_promotion · 0.95')
+    expect(suggest.find('.tag-intent').text()).toBe('优惠活动 · 0.95')
+    expect(suggest.find('.tag-intent').attributes('title')).toBe('意图: coupon_promotion')
     expect(suggest.find('.tag-faq').exists()).toBe(false)
     expect(suggest.findAll('.tag-sug').map((t) => t.text())).toEqual(['①优惠券怎么用？', '②<img src=x onerror=alert(1)>满减规则'])
     expect(suggest.find('.sug-list').attributes('aria-label')).toBe('推荐的问题')
@@ -48,6 +49,13 @@ describe('TranscriptView', () => {
 
     const clarify = bots[2]
     expect(clarify.find('.tag-intent').text()).toBe('未识别意图 · 0.31')
+  })
+
+  it('shows an intent id without a display name as it is', () => {
+    const custom: TranscriptMessage[] = [{ ...messages[0], id: 'u9', role: 'bot', reply_type: 'answer', intent: 'shop_custom_intent', confidence: 0.8 }]
+    const g = consoleGlobals(fakeFetch({}).impl)
+    const w = mount(TranscriptView, { props: { messages: custom }, global: g.global })
+    expect(w.find('.tag-intent').text()).toBe('shop_custom_intent · 0.80')
   })
 
   it('renders message text and suggestions as text, never as markup', () => {

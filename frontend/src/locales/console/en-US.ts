@@ -1,4 +1,6 @@
 export default {
+  // display names of the demo intents (ids come from the intent bundle; unknown ids are shown as they are)
+  intents: { greeting: 'Greeting', product_inquiry: 'Product inquiry', order_status: 'Order status', complaint: 'Complaint', technical_support: 'Technical support', goodbye: 'Goodbye', refund_return: 'Refund / return', logistics: 'Shipping', payment: 'Payment', account_password: 'Account & password', invoice: 'Invoice', coupon_promotion: 'Coupons & promotions', human_agent: 'Human agent', thanks: 'Thanks', chitchat: 'Chit-chat', other: 'Other / out of scope' },
   app: { name: 'XiaoKe Admin Console', short: 'XiaoKe', logout: 'Sign out', language: '中文', menu: 'Menu', role: { admin: 'Admin', agent: 'Agent' } },
   nav: {
     dashboard: 'Dashboard',

@@ -1,4 +1,6 @@
 export default {
+  // display names of the demo intents (ids come from the intent bundle; unknown ids are shown as they are)
+  intents: { greeting: '问候', product_inquiry: '产品咨询', order_status: '订单查询', complaint: '投诉建议', technical_support: '技术支持', goodbye: '结束对话', refund_return: '退款退货', logistics: '物流配送', payment: '支付问题', account_password: '账号密码', invoice: '发票', coupon_promotion: '优惠活动', human_agent: '转人工', thanks: '感谢', chitchat: '闲聊', other: '其他/超出范围' },
   app: { name: '小客客服管理后台', short: '小客后台', logout: '退出登录', language: 'English', menu: '菜单', role: { admin: '管理员', agent: '客服' } },
   nav: {
     dashboard: '数据看板',
