@@ -52,6 +52,8 @@ class Candidate(BaseModel):
 class RetrievalThresholds(BaseModel):
     answer: float  # fused_score >= answer -> answer directly
     suggest: float  # suggest <= fused_score < answer -> "您是不是想问"
+    # top FAQ in the suggest band whose fused score leads the best other FAQ's by >= this -> answer too
+    answer_margin: float | None = None
 
 
 class NluResult(BaseModel):

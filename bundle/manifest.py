@@ -43,7 +43,8 @@ class Thresholds(BaseModel):
     """Calibrated decision thresholds.
 
     Classifiers: `per_label` minimum confidence to accept a label (calibrated on the eval split).
-    Embedders: `answer` / `suggest` bands on the fused retrieval score.
+    Embedders: `answer` / `suggest` bands on the fused retrieval score, and `answer_margin`: a top FAQ in the
+    suggest band is also answered when its fused score leads the best other FAQ's by at least this much.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,6 +53,7 @@ class Thresholds(BaseModel):
     per_label: dict[str, float] = Field(default_factory=dict)
     answer: float | None = None
     suggest: float | None = None
+    answer_margin: float | None = None
 
     def for_label(self, label: str) -> float:
         return self.per_label.get(label, self.default)

@@ -63,6 +63,7 @@ class ModelReply:
     default_threshold: float = 0.5
     answer_threshold: float | None = None
     suggest_threshold: float | None = None
+    answer_margin: float | None = None
     batch_rows: int = 0
     queue_s: float = 0.0
     infer_s: float = 0.0
@@ -191,6 +192,7 @@ class ModelServer:
                     default_threshold=m.thresholds.default,
                     answer_threshold=m.thresholds.answer,
                     suggest_threshold=m.thresholds.suggest,
+                    answer_margin=m.thresholds.answer_margin,
                     batch_rows=len(texts),
                     queue_s=max(0.0, started - j.enqueued),
                     infer_s=stats.tokenize_s + stats.infer_s,

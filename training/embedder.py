@@ -372,8 +372,16 @@ def retrieval_eval(
         "recall_at_5": float(np.mean((r >= 1) & (r <= 5))),
         "mrr_at_10": float(np.mean(np.where(r > 0, 1.0 / np.maximum(r, 1), 0.0))),
         "_top_scores": [c[0].fused_score if c else 0.0 for c in results],
+        "_gaps": [_lead(c) for c in results],
         "_ranks": ranks,
     }
+
+
+def _lead(cands: Sequence[Any]) -> float:
+    """How far the top FAQ's fused score leads the next FAQ's (0 when nothing was found)."""
+    if not cands:
+        return 0.0
+    return float(cands[0].fused_score - (cands[1].fused_score if len(cands) > 1 else 0.0))
 
 
 def _lowest_threshold(scores: np.ndarray, ok: np.ndarray, target: float) -> float | None:
@@ -395,13 +403,21 @@ THRESHOLD_RULE = (
     f"calibration index) + out-of-scope demo messages ({', '.join(OUT_OF_SCOPE_INTENTS)}); score = top-1 fused "
     f"score of serving.retrieval (default weighted fusion); answer = lowest t with top-1 precision >= "
     f"{ANSWER_PRECISION} over queries scoring >= t (out-of-scope count as wrong); suggest = lowest t <= answer with "
-    f"top-3 hit rate >= {SUGGEST_PRECISION} over queries scoring >= t; both clipped to [{THRESHOLD_FLOOR}, 0.99]"
+    f"top-3 hit rate >= {SUGGEST_PRECISION} over queries scoring >= t; both clipped to [{THRESHOLD_FLOOR}, 0.99]; "
+    f"answer_margin = lowest m such that answering (score >= answer) or (score >= suggest and lead over the next "
+    f"FAQ >= m) keeps top-1 precision >= {ANSWER_PRECISION} over everything answered (none when no m does)"
 )
 
 
 def calibrate_retrieval_thresholds(
-    val_scores: Sequence[float], val_ranks: Sequence[int], oos_scores: Sequence[float]
+    val_scores: Sequence[float],
+    val_ranks: Sequence[int],
+    oos_scores: Sequence[float],
+    val_gaps: Sequence[float] | None = None,
+    oos_gaps: Sequence[float] | None = None,
 ) -> dict[str, Any]:
+    """``answer`` / ``suggest`` bands on the top-1 fused score and, when the leads over the next FAQ are given,
+    ``answer_margin`` (see THRESHOLD_RULE). Out-of-scope queries count as wrong answers."""
     scores = np.array([*val_scores, *oos_scores], dtype=np.float64)
     ranks = np.array([*val_ranks, *([0] * len(oos_scores))])
     if len(scores) == 0:
@@ -413,7 +429,25 @@ def calibrate_retrieval_thresholds(
     answer = clip(_lowest_threshold(scores, ranks == 1, ANSWER_PRECISION), 0.99)
     suggest = clip(_lowest_threshold(scores, (ranks >= 1) & (ranks <= 3), SUGGEST_PRECISION), answer)
     suggest = min(suggest, answer)
-    return {"answer": answer, "suggest": suggest, "rule": THRESHOLD_RULE}
+    out: dict[str, Any] = {"answer": answer, "suggest": suggest, "rule": THRESHOLD_RULE}
+    if val_gaps is not None and oos_gaps is not None:
+        gaps = np.array([*val_gaps, *oos_gaps], dtype=np.float64)
+        out["answer_margin"] = _answer_margin(scores, gaps, ranks == 1, answer, suggest)
+    return out
+
+
+def _answer_margin(
+    scores: np.ndarray, gaps: np.ndarray, ok: np.ndarray, answer: float, suggest: float
+) -> float | None:
+    """Lowest lead m for which everything answered (score >= answer, or score >= suggest and lead >= m) keeps
+    top-1 precision >= ANSWER_PRECISION; None when even the largest lead in the band does not."""
+    base = scores >= answer
+    band = (scores >= suggest) & ~base
+    for m in np.unique(gaps[band]):  # ascending: the first that holds is the lowest
+        answered = base | (band & (gaps >= m))
+        if ok[answered].mean() >= ANSWER_PRECISION:
+            return round(max(float(m), 0.01), 4)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -536,12 +570,11 @@ def train_embedder(
         calib = build_faq_index(encoder.encode, split.train_entries, norm)
         val = retrieval_eval(calib, encoder.encode, split.val_queries, norm)
         oos = [normalize(q, norm) for q in out_of_scope_queries()]
-        oos_scores = (
-            [c[0].fused_score if c else 0.0 for c in calib.search(oos, encoder.encode(oos), top_k=1)]
-            if oos
-            else []
+        oos_hits = calib.search(oos, encoder.encode(oos), top_k=2) if oos else []
+        oos_scores = [c[0].fused_score if c else 0.0 for c in oos_hits]
+        thresholds = calibrate_retrieval_thresholds(
+            val["_top_scores"], val["_ranks"], oos_scores, val["_gaps"], [_lead(c) for c in oos_hits]
         )
-        thresholds = calibrate_retrieval_thresholds(val["_top_scores"], val["_ranks"], oos_scores)
         metrics["faq_val_hybrid"] = {k: v for k, v in val.items() if not k.startswith("_")}
         metrics["out_of_scope_top1_fused_p90"] = float(np.percentile(oos_scores, 90)) if oos_scores else None
         # reported only (never used for any choice above): the FAQ's held-out queries on the full index
@@ -551,7 +584,8 @@ def train_embedder(
         metrics["faq_heldout_hybrid"] = {k: v for k, v in test.items() if not k.startswith("_")}
         say(
             f"[embedder] FAQ val hybrid r@1={val['recall_at_1']:.3f} heldout hybrid r@1={test.get('recall_at_1', 0):.3f} "
-            f"thresholds answer={thresholds['answer']} suggest={thresholds['suggest']}"
+            f"thresholds answer={thresholds['answer']} suggest={thresholds['suggest']} "
+            f"answer_margin={thresholds.get('answer_margin')}"
         )
 
     out = Path(out_dir)

@@ -48,6 +48,12 @@ async def run(services: Services, message: str) -> PlaygroundOut:
             "answer": outcome.thresholds.answer,
             "suggest": outcome.thresholds.suggest,
             "intent": nlu.intent.threshold,
+            # a clear lead over the next FAQ also answers (api.dialog.manager.answer_level); absent: not calibrated
+            **(
+                {"answer_margin": outcome.thresholds.answer_margin}
+                if outcome.thresholds.answer_margin is not None
+                else {}
+            ),
         },
         reply=ReplyOut(
             type=reply.type.value,

@@ -7,7 +7,8 @@ Phases (see ``api.dialog.state.Phase``):
   human (转人工, or 人工客服 / 真人 alone or after a request verb) → handoff; the human_agent intent → handoff,
   unless an answer-level FAQ match exists that is not itself the "how to reach a human" FAQ ("人工客服的工作时间
   是什么时候？" is a question to answer); complaint (or strong negative sentiment without an answer) → offer a human; small talk intents → templates; task intents
-  (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer → ``answer``, middle band →
+  (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer (or in the middle band with a
+  clear lead of ``answer_margin`` over the next FAQ, see :func:`answer_level`) → ``answer``, middle band →
   ``suggest`` (up to 3 "您是不是想问"), low → short follow-ups re-queried with the previous question, then
   ``fallback`` for out-of-scope or ``clarify`` (the second consecutive miss offers a human).
 * AWAIT_ORDER_ID -- a task intent is waiting for a 13-digit order number; the slot survives turns until
@@ -35,7 +36,7 @@ from api.dialog.orders import (
 from api.dialog.state import DialogState, Phase, ReplyType
 from api.inference import InferenceUnavailable, NluOutcome
 from api.templates import TemplateBook
-from bundle.contracts import Candidate, LabelScore
+from bundle.contracts import Candidate, LabelScore, RetrievalThresholds
 from bundle.normalize import normalize
 
 SMALL_TALK = frozenset({"greeting", "thanks", "goodbye", "chitchat"})
@@ -122,6 +123,22 @@ def _compact(text: str) -> str:
 
 def _top(candidates: list[Candidate]) -> Candidate | None:
     return max(candidates, key=lambda c: c.fused_score) if candidates else None
+
+
+def answer_level(candidates: list[Candidate], thresholds: RetrievalThresholds) -> bool:
+    """True when the top FAQ is good enough to answer directly: its fused score reaches ``answer``, or it is in
+    the suggest band and leads the best *other* FAQ by at least ``answer_margin`` (both calibrated on the
+    embedder's validation queries; a clear winner is answered even when the score scale of a new embedder
+    runs low)."""
+    top = _top(candidates)
+    if top is None:
+        return False
+    if top.fused_score >= thresholds.answer:
+        return True
+    if thresholds.answer_margin is None or top.fused_score < thresholds.suggest:
+        return False
+    runner_up = max((c.fused_score for c in candidates if c.faq_id != top.faq_id), default=0.0)
+    return top.fused_score - runner_up >= thresholds.answer_margin
 
 
 def explicit_human_request(norm: str) -> bool:
@@ -258,7 +275,7 @@ class DialogManager:
         compact = _compact(norm)
         if st.last_question and 0 < len(compact) <= self.config.follow_up_max_chars:
             elliptical = bool(_ELLIPTICAL.search(compact))
-            if elliptical or top is None or top.fused_score < thresholds.answer:
+            if elliptical or not answer_level(outcome.result.candidates, thresholds):
                 ctx = await self._context_query(st.last_question, norm)
                 ctx_top = _top(ctx.result.candidates) if ctx else None
                 if ctx is not None and ctx_top is not None:
@@ -276,7 +293,7 @@ class DialogManager:
             # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
             return self._ask_order(st, label, outcome)
 
-        if top is not None and top.fused_score >= thresholds.answer and not bare_keyword:
+        if top is not None and answer_level(used_outcome.result.candidates, thresholds) and not bare_keyword:
             answer = self.answers.answer_for(top.faq_id)
             if answer is not None:
                 reported = label or self.answers.intent_for(top.faq_id)
@@ -350,7 +367,7 @@ class DialogManager:
     def _faq_over_human_intent(self, outcome: NluOutcome) -> tuple[Candidate, str] | None:
         """An answer-level FAQ match that should win over the human_agent intent, with its answer."""
         top = _top(outcome.result.candidates)
-        if top is None or top.fused_score < outcome.thresholds.answer:
+        if top is None or not answer_level(outcome.result.candidates, outcome.thresholds):
             return None
         if self.answers.intent_for(top.faq_id) == HUMAN_INTENT:
             return None  # "怎么转人工客服？": the visitor wants a human, hand off

@@ -87,6 +87,7 @@ class FakeNlu:
     """ASGI app. ``fail_with`` (status code) or ``delay_s`` simulate a broken or slow inference server."""
 
     def __init__(self, faq_path: Path = FAQ_PATH) -> None:
+        self.thresholds = RetrievalThresholds(answer=ANSWER, suggest=SUGGEST)
         self.entries: list[tuple[str, str, str]] = []  # (faq_id, standard question, text)
         for line in faq_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
@@ -196,7 +197,7 @@ class FakeNlu:
             self.requests.append({"path": path, "texts": req.texts, "headers": headers})
             resp = NluResponse(
                 results=[self.analyze(t, req.top_k) for t in req.texts],
-                thresholds=RetrievalThresholds(answer=ANSWER, suggest=SUGGEST),
+                thresholds=self.thresholds,
                 model_versions={"intent": "fake", "embedder": "fake"},
                 index_version="fake-index",
             )

@@ -4,10 +4,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_fakes import DictOrderLookup, FakeNlu, demo_templates, faq_catalog
+from api_fakes import ANSWER, SUGGEST, DictOrderLookup, FakeNlu, demo_templates, faq_catalog
 
 from api.dialog.manager import DialogManager
 from api.inference import InferenceClient, InferenceConfig
+from bundle.contracts import RetrievalThresholds
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,7 @@ def fake_nlu(fake_nlu_app: FakeNlu) -> FakeNlu:
     fake_nlu_app.requests.clear()
     fake_nlu_app.fail_with = None
     fake_nlu_app.delay_s = 0.0
+    fake_nlu_app.thresholds = RetrievalThresholds(answer=ANSWER, suggest=SUGGEST)
     return fake_nlu_app
 
 

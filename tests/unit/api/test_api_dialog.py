@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from api_fakes import FakeNlu, load_dialogs
 
-from api.dialog.manager import DialogManager
+from api.dialog.manager import DialogManager, answer_level
 from api.dialog.state import DialogState, Phase, ReplyType
+from bundle.contracts import Candidate, RetrievalThresholds
 
 DIALOGS = load_dialogs()
 
@@ -140,3 +141,40 @@ async def test_bare_order_number_is_looked_up(dialog: DialogManager, orders) -> 
     assert (
         r.reply.type is ReplyType.ANSWER and r.intent == "order_status" and orders.calls == ["2024112300123"]
     )
+
+
+def _cand(faq_id: str, fused: float) -> Candidate:
+    return Candidate(
+        faq_id=faq_id,
+        question=faq_id,
+        matched=faq_id,
+        dense_score=fused,
+        keyword_score=fused,
+        fused_score=fused,
+    )
+
+
+def test_answer_level_by_score_or_by_a_clear_lead_in_the_suggest_band() -> None:
+    with_margin = RetrievalThresholds(answer=0.85, suggest=0.45, answer_margin=0.15)
+    without = RetrievalThresholds(answer=0.85, suggest=0.45)
+    clear = [_cand("faq-002", 0.826), _cand("faq-012", 0.641)]  # "退货怎么退" with the real embedder
+    close = [_cand("faq-069", 0.70), _cand("faq-076", 0.65)]
+    assert answer_level([_cand("faq-025", 0.96), _cand("faq-026", 0.95)], without)  # score alone
+    assert answer_level(clear, with_margin) and not answer_level(clear, without)
+    assert not answer_level(close, with_margin)  # a small lead stays a suggestion
+    assert not answer_level([_cand("faq-1", 0.44)], with_margin)  # below the band: never
+    assert answer_level([_cand("faq-1", 0.6)], with_margin)  # alone in the band: leads by its whole score
+    assert not answer_level([], with_margin)
+
+
+async def test_a_clear_lead_in_the_band_is_answered_by_the_dialog(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    """The same question scored in the suggest band: a suggestion without a margin, the answer with one."""
+    first = await dialog.handle(DialogState(), "满多少包邮啊")
+    assert first.reply.type is ReplyType.ANSWER and first.reply.faq_id == "faq-025"
+    fake_nlu.thresholds = RetrievalThresholds(answer=1.01, suggest=0.05)  # no score reaches answer
+    assert (await dialog.handle(DialogState(), "满多少包邮啊")).reply.type is ReplyType.SUGGEST
+    fake_nlu.thresholds = RetrievalThresholds(answer=1.01, suggest=0.05, answer_margin=0.01)
+    again = await dialog.handle(DialogState(), "满多少包邮啊")
+    assert again.reply.type is ReplyType.ANSWER and again.reply.faq_id == "faq-025"

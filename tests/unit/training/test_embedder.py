@@ -149,3 +149,28 @@ def test_split_faq_answer_pairs_stay_in_the_faq_group() -> None:
     assert len(extra) == 2  # question + the one remaining similar question, each with the answer's opening
     assert all(p.positive == entries[0].answer[:10] and p.group == "faq:faq-1" for p in extra)
     assert with_answers.val_queries == plain.val_queries
+
+
+def test_answer_margin_answers_clear_winners_in_the_band_and_keeps_precision() -> None:
+    # band queries (suggest <= score < answer): a clear lead means the top FAQ is right, a small lead often not
+    val_scores = [0.9] * 20 + [0.6] * 40
+    val_ranks = [1] * 20 + [1] * 20 + [1, 2] * 10
+    val_gaps = [0.3] * 20 + [0.25] * 20 + [0.02] * 20
+    oos = [0.62] * 10 + [0.3] * 10
+    oos_gaps = [0.01] * 10 + [0.1] * 10
+    t = calibrate_retrieval_thresholds(val_scores, val_ranks, oos, val_gaps, oos_gaps)
+    assert t["suggest"] <= 0.6 < t["answer"]
+    assert t["answer_margin"] is not None and 0.02 < t["answer_margin"] <= 0.25
+    # what the rule answers is >= 90% right, and it answers more than the score threshold alone
+    scores, gaps = np.array(val_scores + oos), np.array(val_gaps + oos_gaps)
+    ok = np.array([r == 1 for r in val_ranks] + [False] * len(oos))
+    base = scores >= t["answer"]
+    answered = base | ((scores >= t["suggest"]) & (gaps >= t["answer_margin"]))
+    assert ok[answered].mean() >= 0.9 and answered.sum() > base.sum()
+
+
+def test_answer_margin_is_none_when_no_lead_is_safe() -> None:
+    val_scores, val_ranks, val_gaps = [0.9] * 10 + [0.6] * 10, [1] * 10 + [2] * 10, [0.3] * 10 + [0.3] * 10
+    t = calibrate_retrieval_thresholds(val_scores, val_ranks, [0.2] * 5, val_gaps, [0.05] * 5)
+    assert t["answer_margin"] is None
+    assert "answer_margin" not in calibrate_retrieval_thresholds(val_scores, val_ranks, [0.2] * 5)
