@@ -494,6 +494,18 @@ def train_classifier(
     model = trainer.model
     train_seconds = time.monotonic() - t0
 
+    bert_weight_info = None
+    if cfg.ngram_branch and len(norm_ev):
+        from training.ngram_model import choose_bert_weight
+
+        batches = [
+            dict(tokenizer(norm_ev[s : s + 64], truncation=True, max_length=cfg.max_len, padding=True,
+                           return_tensors="pt"))
+            for s in range(0, len(norm_ev), 64)
+        ]  # fmt: skip
+        bert_weight_info = choose_bert_weight(model, batches, [label2id[y] for y in ev.labels])
+        say(f"[{cfg.kind}] BERT branch weight chosen on the eval split: {bert_weight_info}")
+
     probs = predict_proba(model, tokenizer, norm_ev, cfg.max_len)
     from training.metrics import calibrate_thresholds, classification_report
 
@@ -539,6 +551,7 @@ def train_classifier(
             "ngram_idf": (cfg.ngram_idf or cfg.ngram_fit == "lr") if cfg.ngram_branch else None,
             "ngram_C": cfg.ngram_C if cfg.ngram_branch and cfg.ngram_fit == "lr" else None,
             "ngram_fit_result": ngram_fit_info,
+            "bert_weight": bert_weight_info,
             "steps": int(trainer.state.global_step),
             "train_examples": len(tr),
         },

@@ -92,3 +92,46 @@ def test_fit_ngram_head_matches_the_graph_features():
     with torch.no_grad():
         graph = model.ngram_logits(ids, torch.ones_like(ids))
     assert (graph.argmax(1) == torch.tensor(labels)).all()
+
+
+def test_choose_bert_weight_keeps_the_branch_that_generalizes():
+    """With a label-revealing n-gram head and a loud label-blind BERT head, validation avoids the BERT weight that
+    hurts, and the model's logits (what export traces) use the chosen weight."""
+    from transformers import BertConfig
+
+    from training.ngram_model import choose_bert_weight, fit_ngram_head
+
+    cfg = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    cfg.ngram_buckets = 1021
+    torch.manual_seed(0)
+    model = XiaokeBertNgramForSequenceClassification(cfg).eval()
+    torch.nn.init.normal_(model.classifier.weight, std=100.0)  # a loud, label-blind BERT head
+    gen = torch.Generator().manual_seed(1)
+    seqs, labels = [], []
+    for i in range(60):
+        y = i % 2
+        body = torch.randint(10, 20, (5,), generator=gen).tolist()
+        seqs.append([2, *body[:2], *([30, 31] if y else [32, 33]), *body[2:], 3])
+        labels.append(y)
+    fit_ngram_head(model, seqs[:40], labels[:40], C=10.0)
+    ids = torch.tensor(seqs[40:])
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    info = choose_bert_weight(model, [batch], labels[40:])
+    w = info["bert_weight"]
+    assert info["candidates"]["1.0"]["accuracy"] < 1.0  # the noisy BERT head at full weight hurts ...
+    assert info["candidates"][str(w)]["accuracy"] == 1.0 and w < 1.0  # ... so a weight that does not is kept
+    t = info["temperature"]
+    assert info["log_loss_after_temperature"] <= info["candidates"][str(w)]["log_loss"] + 1e-6
+    assert abs(float(model.bert_weight) - w / t) < 1e-4
+    with torch.no_grad():  # what export traces: the chosen mix, temperature folded into the weights
+        bert, ng = model.branch_logits(**batch)
+        assert torch.allclose(model(**batch).logits, float(model.bert_weight) * bert + ng, atol=1e-5)
+        assert (model(**batch).logits.argmax(1) == torch.tensor(labels[40:])).all()
