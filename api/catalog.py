@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db.models import Faq, ResponseTemplate
+from api.db.models import Faq, FaqCategory, ResponseTemplate
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,14 @@ class FaqCatalog:
         self._faqs: dict[str, FaqView] = {}
 
     def load(self, db: Session) -> int:
-        faqs: dict[str, FaqView] = {}
-        for f in db.scalars(select(Faq)).unique():
-            faqs[f.id] = FaqView(
-                f.id, f.question, f.answer, f.intent, f.category.name if f.category else None, f.enabled
+        # Plain rows, not ORM objects: every API process reloads this periodically, and loading Faq entities
+        # would also pull every similar question (the relationship is eager) for nothing.
+        rows = db.execute(
+            select(Faq.id, Faq.question, Faq.answer, Faq.intent, FaqCategory.name, Faq.enabled).outerjoin(
+                FaqCategory, Faq.category_id == FaqCategory.id
             )
+        )
+        faqs = {r[0]: FaqView(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
         self._faqs = faqs
         return len(faqs)
 
@@ -55,4 +58,5 @@ class FaqCatalog:
 
 
 def load_templates(db: Session) -> dict[str, list[str]]:
-    return {t.key: list(t.variants) for t in db.scalars(select(ResponseTemplate))}
+    rows = db.execute(select(ResponseTemplate.key, ResponseTemplate.variants))
+    return {key: list(variants) for key, variants in rows}

@@ -88,18 +88,20 @@ class ChatService:
         await self._limit("ip", client_ip, self.ip_bucket)
         store = self.s.sessions
         new_token: str | None = None
-        if session_id:
-            await load_authorized(store, session_id, token)
-            await self._limit("session", session_id, self.session_bucket)
-        else:
+        existing = bool(session_id)
+        if not session_id:
             session, new_token = new_session(user_id=(user_id or None))
             await store.create(session)
             session_id = session.id
 
         masked = mask_pii(text)
         keep = self.s.settings.session_history_turns
+        # The session is read once, under its lock: authorization (a wrong token is SESSION_NOT_FOUND and changes
+        # nothing), then the session's rate limit, then the turn.
         async with store.lock(session_id):
             session = await load_authorized(store, session_id, new_token or token)
+            if existing:
+                await self._limit("session", session_id, self.session_bucket)
             user_turn = Turn(role="user", text=masked)
             if session.handoff.status != "none":
                 # A human has the conversation: store and forward, the bot stays silent.

@@ -1,6 +1,10 @@
 """HTTP client for the inference server (serving): /v1/nlu, /v1/embed and index management.
 
-Concurrent chat turns are micro-batched into one /v1/nlu request (a few-ms window, up to 64 texts).
+Concurrent chat turns are micro-batched into one /v1/nlu request (a few-ms window, up to 64 texts). Batching
+adapts to load: at most ``max_batches_in_flight`` /v1/nlu requests are outstanding per API process; texts that
+arrive meanwhile wait and leave together as soon as one returns. Every request costs the inference server
+several ms of CPU besides the model time (Ray Serve's HTTP proxy and replica plumbing), so under load fewer,
+fuller requests leave more CPU for the work itself; when idle a text waits only the window.
 Calls are bounded (semaphore), time-limited, retried on connect errors only, and guarded by a circuit
 breaker, so that when serving is down or slow every caller gets ``InferenceUnavailable`` quickly and
 the dialog manager answers with a ``degraded`` reply instead of a 5xx.
@@ -19,6 +23,7 @@ from enum import StrEnum
 import httpx
 from pydantic import ValidationError
 
+from api.http11 import ConnectFailed, Http11Pool, HttpTransportError
 from api.observability import Metrics, request_id_var
 from bundle.contracts import (
     MAX_TEXT_CHARS,
@@ -118,8 +123,9 @@ class InferenceConfig:
     timeout_s: float = 0.8
     max_concurrency: int = 8
     retries: int = 1
-    batch_window_ms: float = 3.0
+    batch_window_ms: float = 15.0
     batch_max: int = 64
+    max_batches_in_flight: int = 1  # /v1/nlu requests outstanding at once; more texts wait and batch up
     top_k: int = 5
     breaker_failures: int = 5
     breaker_reset_s: float = 10.0
@@ -146,18 +152,40 @@ class InferenceClient:
             ),
             headers=config.extra_headers,
         )
+        # The hot /v1/nlu call goes over a lean keep-alive HTTP/1.1 pool (httpx costs several times its CPU per
+        # request); tests that hand in an httpx transport (an in-process fake server) keep httpx for it too.
+        self._nlu_pool: Http11Pool | None = (
+            Http11Pool(
+                config.base_url,
+                connect_timeout_s=config.connect_timeout_s,
+                max_idle=config.max_concurrency,
+                headers=config.extra_headers,
+            )
+            if transport is None and config.base_url.startswith("http://")
+            else None
+        )
         self._sem = asyncio.Semaphore(config.max_concurrency)
         self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
         self._queue: list[_Pending] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._batches_in_flight = 0
+        self._closed = False
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-        self._flush()
+            self._flush_handle = None
+        for p in self._queue:
+            if not p.future.done():
+                p.future.set_exception(InferenceUnavailable("closed"))
+                p.future.exception()  # mark retrieved
+        self._queue.clear()
         for task in list(self._tasks):
             task.cancel()
+        if self._nlu_pool is not None:
+            await self._nlu_pool.aclose()
         await self._http.aclose()
 
     # ---- NLU (micro-batched) -------------------------------------------------------------------
@@ -172,25 +200,38 @@ class InferenceClient:
         self._queue.append(_Pending(text, fut, request_id_var.get()))
         if len(self._queue) >= self.config.batch_max:
             self._flush()
-        elif self._flush_handle is None:
+        elif self._flush_handle is None and self._batches_in_flight < self.config.max_batches_in_flight:
             self._flush_handle = loop.call_later(self.config.batch_window_ms / 1000.0, self._flush)
+        # else: every request slot is busy; the queue leaves when one returns (``_batch_done``)
         try:
             # The whole budget (queue wait + semaphore + HTTP + one retry) stays under ~1 s.
             return await asyncio.wait_for(asyncio.shield(fut), timeout=self.config.timeout_s + 0.1)
         except TimeoutError as exc:
+            fut.cancel()  # still queued: it is dropped instead of sent; in flight: its result is ignored
             self._count_failure("timeout")
             raise InferenceUnavailable("timeout") from exc
 
     def _flush(self) -> None:
+        """Send queued texts, up to ``batch_max`` per request, while a request slot is free."""
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        while self._queue:
+        if any(p.future.done() for p in self._queue):  # callers that gave up while queued
+            self._queue = [p for p in self._queue if not p.future.done()]
+        while self._queue and self._batches_in_flight < self.config.max_batches_in_flight:
             batch = self._queue[: self.config.batch_max]
             del self._queue[: self.config.batch_max]
+            self._batches_in_flight += 1
             task = asyncio.get_running_loop().create_task(self._send_batch(batch))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._batches_in_flight -= 1
+        # Texts queued while every slot was busy have waited at least one round trip: send them now.
+        if self._queue and self._flush_handle is None and not self._closed:
+            self._flush()
 
     async def _send_batch(self, batch: list[_Pending]) -> None:
         try:
@@ -211,7 +252,7 @@ class InferenceClient:
                 p.future.set_result(outcome)
 
     async def _post_nlu(self, batch: list[_Pending]) -> list[NluOutcome]:
-        body = NluRequest(texts=[p.text for p in batch], top_k=self.config.top_k).model_dump()
+        body = NluRequest(texts=[p.text for p in batch], top_k=self.config.top_k).model_dump_json().encode()
         headers = {}
         rids = [p.request_id for p in batch if p.request_id]
         if rids:
@@ -222,18 +263,18 @@ class InferenceClient:
         try:
             async with asyncio.timeout(self.config.timeout_s):
                 async with self._sem:
-                    resp = await self._request_with_retry("POST", "/v1/nlu", json=body, headers=headers)
+                    status, content = await self._post_nlu_bytes(body, headers)
         except TimeoutError as exc:
             self._fail("timeout")
             raise InferenceUnavailable("timeout") from exc
         if self.metrics:
             self.metrics.nlu_latency.observe(time.perf_counter() - started)
             self.metrics.nlu_batch_size.observe(len(batch))
-        if resp.status_code != 200:
-            self._fail(f"http_{resp.status_code // 100}xx")
-            raise InferenceUnavailable(f"status {resp.status_code}")
+        if status != 200:
+            self._fail(f"http_{status // 100}xx")
+            raise InferenceUnavailable(f"status {status}")
         try:
-            parsed = NluResponse.model_validate_json(resp.content)
+            parsed = NluResponse.model_validate_json(content)
         except ValidationError as exc:
             self._fail("bad_response")
             raise InferenceUnavailable("bad_response") from exc
@@ -243,6 +284,27 @@ class InferenceClient:
         self.breaker.record_success()
         self._update_breaker_gauge()
         return [NluOutcome(r, parsed.thresholds, parsed.index_version) for r in parsed.results]
+
+    async def _post_nlu_bytes(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST /v1/nlu; connect errors retried (``retries``), anything else not. Returns (status, body)."""
+        if self._nlu_pool is None:
+            headers = {**headers, "Content-Type": "application/json"}
+            resp = await self._request_with_retry("POST", "/v1/nlu", content=body, headers=headers)
+            return resp.status_code, resp.content
+        attempt = 0
+        while True:
+            try:
+                return await self._nlu_pool.request("POST", "/v1/nlu", body, headers)
+            except ConnectFailed as exc:
+                if attempt < self.config.retries:
+                    attempt += 1
+                    await asyncio.sleep(0.02 * attempt)
+                    continue
+                self._fail("connect")
+                raise InferenceUnavailable("connect") from exc
+            except HttpTransportError as exc:  # reset mid-answer, malformed: not retried
+                self._fail("http_error")
+                raise InferenceUnavailable("http_error") from exc
 
     async def _request_with_retry(self, method: str, url: str, **kwargs: object) -> httpx.Response:
         attempt = 0

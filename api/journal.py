@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Connection, Table, func, update
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session, sessionmaker
@@ -222,19 +222,34 @@ def _insert_ignore_stmt(dialect: str, table: Table) -> Any:
     return postgresql.insert(table).on_conflict_do_nothing()  # pragma: no cover
 
 
-def _insert_ignore(db: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def _insert_ignore(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    db.execute(_insert_ignore_stmt(db.get_bind().dialect.name, table), rows)
+    db.execute(_insert_ignore_stmt(db.dialect.name, table), rows)
 
 
 _sessions_table: Table = ChatSession.__table__  # type: ignore[assignment]
-# One executemany for every session of a batch (Core, not ORM-enabled: no per-row ORM bulk-update machinery).
-_BUMP_LAST_AT = (
-    update(_sessions_table)
-    .where(_sessions_table.c.id == bindparam("b_id"), _sessions_table.c.last_at < bindparam("b_at"))
-    .values(last_at=bindparam("b_at"))
-)
+
+
+@functools.cache
+def _upsert_sessions_stmt(dialect: str) -> Any:
+    """Insert the batch's sessions and move ``last_at`` of existing ones forward (never backwards) in one
+    statement: no UPDATE round trip per session."""
+    t = _sessions_table
+    if dialect == "mysql":
+        stmt: Any = mysql_dialect.insert(t)
+        return stmt.on_duplicate_key_update(last_at=func.greatest(t.c.last_at, stmt.inserted.last_at))
+    if dialect == "sqlite":
+        stmt = sqlite_dialect.insert(t)
+        return stmt.on_conflict_do_update(
+            index_elements=[t.c.id], set_={"last_at": func.max(t.c.last_at, stmt.excluded.last_at)}
+        )
+    from sqlalchemy.dialects import postgresql  # pragma: no cover - postgres and friends
+
+    stmt = postgresql.insert(t)  # pragma: no cover
+    return stmt.on_conflict_do_update(  # pragma: no cover
+        index_elements=[t.c.id], set_={"last_at": func.greatest(t.c.last_at, stmt.excluded.last_at)}
+    )
 
 
 def _dt(value: Any) -> datetime:
@@ -304,12 +319,15 @@ def write_records(db: Session, records: Sequence[Record]) -> int:
             ratings.append(rec)
         else:
             log.error("journal record of unknown kind %r skipped", kind)
-    _insert_ignore(db, Visitor.__table__, list(visitors.values()))  # type: ignore[arg-type]
-    _insert_ignore(db, ChatSession.__table__, list(sessions.values()))  # type: ignore[arg-type]
-    _insert_ignore(db, Message.__table__, messages)  # type: ignore[arg-type]
-    if last_at:
-        db.execute(_BUMP_LAST_AT, [{"b_id": sid, "b_at": at} for sid, at in last_at.items()])
-    _insert_ignore(db, Feedback.__table__, feedback)  # type: ignore[arg-type]
+    # Core statements on the session's connection (same transaction), past the ORM execution layer.
+    conn = db.connection()
+    _insert_ignore(conn, Visitor.__table__, list(visitors.values()))  # type: ignore[arg-type]
+    for sid, at in last_at.items():
+        sessions[sid]["last_at"] = at
+    if sessions:
+        conn.execute(_upsert_sessions_stmt(conn.dialect.name), list(sessions.values()))
+    _insert_ignore(conn, Message.__table__, messages)  # type: ignore[arg-type]
+    _insert_ignore(conn, Feedback.__table__, feedback)  # type: ignore[arg-type]
     for rec in ratings:
         db.execute(
             update(ChatSession)

@@ -81,6 +81,7 @@ def inference_config(settings: Settings) -> InferenceConfig:
         retries=settings.serving_retries,
         batch_window_ms=settings.serving_batch_window_ms,
         batch_max=settings.serving_batch_max,
+        max_batches_in_flight=settings.serving_batches_in_flight,
         top_k=settings.serving_top_k,
         breaker_failures=settings.breaker_failure_threshold,
         breaker_reset_s=settings.breaker_reset_s,

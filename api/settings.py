@@ -41,8 +41,13 @@ class Settings(BaseSettings):
     serving_timeout_s: float = Field(default=0.8, gt=0)  # whole /v1/nlu call incl. retry; < 1 s budget
     serving_max_concurrency: int = Field(default=8, ge=1)
     serving_retries: int = Field(default=1, ge=0, le=3)  # on connect errors only
-    serving_batch_window_ms: float = Field(default=3.0, ge=0)
+    # An idle client waits this long for company before sending a text; under load texts also wait for the
+    # request in flight (see serving_batches_in_flight). Every request costs Ray Serve several ms of CPU, so
+    # fewer, fuller requests leave more CPU for the models (measurements: docs/benchmarks.md, whole stack).
+    serving_batch_window_ms: float = Field(default=15.0, ge=0)
     serving_batch_max: int = Field(default=64, ge=1, le=64)
+    # /v1/nlu requests outstanding per API process; texts arriving meanwhile wait and leave as one batch
+    serving_batches_in_flight: int = Field(default=1, ge=1)
     serving_top_k: int = Field(default=5, ge=1, le=20)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=10.0, gt=0)

@@ -24,6 +24,7 @@ from benchmarks.api import (
     mb,
     model_info,
     reexec_in_netns,
+    run_async,
     run_load,
     start_stack,
     stored_messages,
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=8.0)
     p.add_argument("--sample-s", type=float, default=15.0)
     p.add_argument("--serving", choices=["ray", "fake"], default="ray")
-    p.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes of the API")
+    p.add_argument("--api-workers", type=int, default=1, help="uvicorn worker processes of the API")
     p.add_argument("--store", default=None)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "load.json"))
     args = p.parse_args(argv)
@@ -91,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
     st = start_stack(args, BENCH_API_ENV)
     try:
-        asyncio.run(run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1))
+        run_async(run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1))
         wait_drained(st)
         rss_start = st.rss()
         load_start = os.getloadavg()
-        result, samples = asyncio.run(soak(st, args))
+        result, samples = run_async(soak(st, args))
         rss_end = st.rss()
         pending = wait_drained(st)
         stored, distinct = stored_messages(st, result.sessions)

@@ -204,12 +204,11 @@ class TorchNlu:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from training.ngram_model import load_classifier_model
-
         from bundle.manifest import BundleKind
         from bundle.normalize import normalize
         from bundle.store import ModelStore, read_manifest
         from serving.retrieval import IndexStore, JiebaSegmenter
+        from training.ngram_model import load_classifier_model
 
         self.torch = torch
         self.normalize = normalize

@@ -41,12 +41,13 @@ ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 
 
 @router.post("/chat", response_model=ChatResponse)
-async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip: ClientIp) -> ChatResponse:
+async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip: ClientIp) -> Response:
     out = await chat.turn(
         message=body.message, session_id=body.session_id, token=token, user_id=body.user_id, client_ip=ip
     )
     r = out.reply
-    return ChatResponse(
+    # Serialized here, once: returning the model would make FastAPI dump, re-validate and re-encode it.
+    resp = ChatResponse(
         session_id=out.session_id,
         session_token=out.session_token,
         message_id=out.message_id,
@@ -61,6 +62,7 @@ async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip:
         confidence=out.confidence,
         handoff=HandoffStatusOut(status=out.handoff_status),  # type: ignore[arg-type]
     )
+    return Response(resp.model_dump_json(), media_type="application/json")
 
 
 def _db_history(services: Services, session_id: str) -> list[HistoryMessage]:

@@ -128,6 +128,39 @@ class Proc:
         except psutil.Error:
             return []
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process and its live descendants so far."""
+        import psutil
+
+        total = 0.0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds of the tree by process kind (a Ray worker's title, e.g. ``ray::ProxyActor``, else the
+        executable name), for breaking a tree's CPU down."""
+        import psutil
+
+        out: dict[str, float] = {}
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                cmd = p.cmdline()
+                head = cmd[0] if cmd else p.name()
+                if head.startswith("ray::"):
+                    kind = head[5:].split()[0].split(".")[0]  # ray::ServeReplica:app:Dep.method -> ...:Dep
+                else:
+                    kind = Path(head).name
+                    if kind.startswith("python") and len(cmd) > 2 and cmd[1] == "-m":
+                        kind = cmd[2]
+                    elif kind.startswith("python") and len(cmd) > 1:
+                        kind = Path(cmd[1]).name
+                t = p.cpu_times()
+                out[kind] = out.get(kind, 0.0) + t.user + t.system
+        return out
+
     def rss_bytes(self) -> int:
         import psutil
 
@@ -209,6 +242,8 @@ class Stack:
         admin: tuple[str, str] = ("stack-admin", "stack-admin-pass-1"),
         serving_num_cpus: int | None = 2,
         api_workers: int = 1,
+        fault_proxy: bool = True,
+        serving_replicas: int | None = None,
         keep_workdir: bool | None = None,
         log_tail_lines: int = 40,
     ) -> None:
@@ -227,6 +262,9 @@ class Stack:
         self.admin = admin
         self.serving_num_cpus = serving_num_cpus
         self.api_workers = api_workers
+        # False: the API talks to serving directly (benchmarks: no extra hop, no proxy thread in this process)
+        self.use_fault_proxy = fault_proxy
+        self.serving_replicas = serving_replicas  # None: as serving/config/cpu.yaml says
         self.log_tail_lines = log_tail_lines
         self.logs = self.workdir / "logs"
         self.data = self.workdir / "data"
@@ -248,8 +286,10 @@ class Stack:
 
     @property
     def serving_proxy_url(self) -> str:
-        """What the API is configured with (the fault proxy in front of serving)."""
-        assert self.proxy is not None
+        """What the API is configured with (the fault proxy in front of serving, or serving itself when the
+        stack runs without the proxy)."""
+        if self.proxy is None:
+            return f"http://127.0.0.1:{self.ports['proxy_upstream']}"
         return self.proxy.url
 
     @property
@@ -289,7 +329,8 @@ class Stack:
         if self.serving_mode != "none":
             self._add_serving()
         self.ports["proxy_upstream"] = self.ports.get("serving") or free_port()
-        self.proxy = FaultProxy(("127.0.0.1", self.ports["proxy_upstream"])).start()
+        if self.use_fault_proxy:
+            self.proxy = FaultProxy(("127.0.0.1", self.ports["proxy_upstream"])).start()
         self._add_api()
         order = ["redis", "mariadb", "serving"]
         for name in order:
@@ -338,6 +379,10 @@ class Stack:
 
     def rss(self) -> dict[str, int]:
         return {name: p.rss_bytes() for name, p in self.procs.items() if p.alive}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """{name: user + system CPU seconds so far} of every live process tree (differences give per-phase use)."""
+        return {name: p.cpu_seconds() for name, p in self.procs.items() if p.alive}
 
     def api_ready(self) -> dict[str, Any]:
         return dict(httpx.get(self.api_url + "/readyz", timeout=3).json())
@@ -477,6 +522,11 @@ class Stack:
             store = self._model_store()
             cfg = yaml.safe_load((REPO / "serving" / "config" / "cpu.yaml").read_text(encoding="utf-8"))
             cfg["http_options"]["port"] = port
+            if self.serving_replicas:
+                for dep in cfg["applications"][0]["deployments"]:
+                    if dep.get("name") == "NluIngress":
+                        dep.pop("autoscaling_config", None)
+                        dep["num_replicas"] = self.serving_replicas
             cfg_path = self.workdir / "serving-cpu.yaml"
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             env.update(

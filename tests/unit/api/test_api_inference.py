@@ -131,3 +131,32 @@ async def test_long_text_is_truncated_to_contract_limit(fake_nlu: FakeNlu) -> No
     await client.analyze("好" * 1000)
     await client.aclose()
     assert len(fake_nlu.requests[0]["texts"][0]) == 512
+
+
+async def test_texts_arriving_while_requests_are_out_leave_together(fake_nlu: FakeNlu) -> None:
+    """Adaptive batching: with every request slot busy, later texts queue and go out as one batch as soon as a
+    slot frees, instead of one request each."""
+    fake_nlu.delay_s = 0.15
+    client = make_client(httpx.ASGITransport(app=fake_nlu), batch_window_ms=1, max_batches_in_flight=1)
+
+    async def later(i: int, after_s: float) -> str:
+        await asyncio.sleep(after_s)
+        return (await client.analyze(f"运费多少{i}")).result.text
+
+    # one text first (its request takes 150 ms), then 6 more spread over the next 100 ms
+    results = await asyncio.gather(later(0, 0.0), *(later(i, 0.02 + 0.015 * i) for i in range(1, 7)))
+    await client.aclose()
+    assert results == [f"运费多少{i}" for i in range(7)]
+    sizes = [len(r["texts"]) for r in fake_nlu.requests if r["path"] == "/v1/nlu"]
+    assert sizes == [1, 6], sizes
+
+
+async def test_idle_client_sends_after_the_window_only(fake_nlu: FakeNlu) -> None:
+    client = make_client(httpx.ASGITransport(app=fake_nlu), batch_window_ms=5, max_batches_in_flight=2)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await client.analyze("你好")
+    assert loop.time() - t0 < 0.2
+    await asyncio.gather(client.analyze("你好"), client.analyze("谢谢"))
+    await client.aclose()
+    assert [len(r["texts"]) for r in fake_nlu.requests] == [1, 2]
