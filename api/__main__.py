@@ -24,6 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_config=None,
         server_header=False,
+        timeout_keep_alive=settings.keepalive_timeout_s,
     )
     return 0
 

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "staging", "production"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # idle keep-alive of client connections; longer than the reverse proxy's upstream idle time (nginx 60 s),
+    # else the API closes a connection the proxy is about to reuse and the visitor gets a 502 / reset
+    keepalive_timeout_s: int = Field(default=75, ge=1, le=3600)
     log_level: str = "INFO"
 
     data_dir: Path = Field(
