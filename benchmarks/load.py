@@ -3,7 +3,8 @@
 Same stack as benchmarks/api.py (private Redis + MariaDB + Ray Serve + API in a private network namespace), but
 with visitors that pause between turns (``--think``) as people do, for ``--soak-minutes``. Samples the RSS of
 every process each ``--sample-s`` seconds and reports start/end/growth, turns/s, p50/p99 per minute, errors and
-accepted vs stored messages. Writes benchmarks/results/load.json {turns_per_s, p99_ms, errors, accepted, stored,
+accepted vs stored messages. RSS growth is judged on our own processes (API, serving: <= 10 %); Redis and MariaDB
+grow with the data they keep, so their keys / rows / InnoDB data pages at start and end are reported beside it. Writes benchmarks/results/load.json {turns_per_s, p99_ms, errors, accepted, stored,
 rss_growth_pct, ...}. Bounded: stops by itself after the soak, and stops only the processes it started.
 """
 
@@ -56,6 +57,32 @@ async def soak(st: Any, args: argparse.Namespace) -> tuple[Any, list[dict[str, A
     return result, samples
 
 
+OWN_PROCESSES = ("api", "serving")  # ours: RSS growth <= 10 % over the soak, else a leak
+RSS_GROWTH_LIMIT_PCT = 10.0
+
+
+def data_footprint(st: Any) -> dict[str, Any]:
+    """What the data stores hold, to tell stored data from a leak when their RSS grows: Redis keys (live sessions
+    keep their 30-minute TTL past a 10-minute soak) and dataset bytes, MariaDB rows and InnoDB data pages."""
+    import redis
+
+    out: dict[str, Any] = {}
+    if st.use_redis:
+        r = redis.Redis.from_url(st.redis_url)
+        try:
+            mem = r.info("memory")
+            out["redis_keys"] = int(r.dbsize())
+            out["redis_dataset_mb"] = round(int(mem.get("used_memory_dataset", 0)) / 2**20, 2)
+        finally:
+            r.close()
+    if st.database_mode == "mysql":
+        out["db_messages"] = int(st.sql("SELECT COUNT(*) FROM messages")[0][0])
+        out["db_sessions"] = int(st.sql("SELECT COUNT(*) FROM chat_sessions")[0][0])
+        pages = st.sql("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_data'")
+        out["innodb_data_pages"] = int(pages[0][1]) if pages else None
+    return out
+
+
 def per_minute(result: Any) -> list[dict[str, Any]]:
     out = []
     minutes = int(result.elapsed_s // 60) + 1
@@ -95,13 +122,16 @@ def main(argv: list[str] | None = None) -> int:
         run_async(run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1))
         wait_drained(st)
         rss_start = st.rss()
+        data_start = data_footprint(st)
         load_start = os.getloadavg()
         result, samples = run_async(soak(st, args))
         rss_end = st.rss()
         pending = wait_drained(st)
+        data_end = data_footprint(st)
         stored, distinct = stored_messages(st, result.sessions)
         summary = result.summary()
         growth = growth_pct(rss_start, rss_end)
+        own = {k: growth[k] for k in OWN_PROCESSES if k in growth}
         out = {
             "turns_per_s": summary["turns_per_s"],
             "p99_ms": summary["p99_ms"],
@@ -109,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             "accepted": result.accepted_records,
             "stored": stored,
             "rss_growth_pct": growth["total"],
+            # our own processes; the data stores grow with the data they keep (see data_start / data_end)
+            "rss_growth_pct_own_max": max(own.values()) if own else None,
+            "rss_growth_ok": bool(own) and max(own.values()) <= RSS_GROWTH_LIMIT_PCT,
             "details": {
                 "soak_minutes": args.soak_minutes,
                 "visitors": args.visitors,
@@ -125,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_mb_start": mb(rss_start),
                 "rss_mb_end": mb(rss_end),
                 "rss_growth_pct_by_process": growth,
+                "data_start": data_start,
+                "data_end": data_end,
                 "per_minute": per_minute(result),
                 "rss_samples": samples,
                 "loadavg_1m_start_end": [round(load_start[0], 1), round(os.getloadavg()[0], 1)],
@@ -140,7 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(details, dict)
     shown = {k: v for k, v in out.items() if k != "details"}
     shown.update(
-        {k: details[k] for k in ("p50_ms", "rss_mb_start", "rss_mb_end", "rss_growth_pct_by_process")}
+        {
+            k: details[k]
+            for k in (
+                "p50_ms",
+                "rss_mb_start",
+                "rss_mb_end",
+                "rss_growth_pct_by_process",
+                "data_start",
+                "data_end",
+            )
+        }
     )
     print(json.dumps(shown, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
