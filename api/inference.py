@@ -17,8 +17,10 @@ import importlib.util
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -47,6 +49,7 @@ if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 log = logging.getLogger("api.inference")
+_R = TypeVar("_R")
 
 
 class InferenceUnavailable(Exception):
@@ -291,34 +294,40 @@ class InferenceClient:
             headers = {**headers, "Content-Type": "application/json"}
             resp = await self._request_with_retry("POST", "/v1/nlu", content=body, headers=headers)
             return resp.status_code, resp.content
-        attempt = 0
-        while True:
-            try:
-                return await self._nlu_pool.request("POST", "/v1/nlu", body, headers)
-            except ConnectFailed as exc:
-                if attempt < self.config.retries:
-                    attempt += 1
-                    await asyncio.sleep(0.02 * attempt)
-                    continue
-                self._fail("connect")
-                raise InferenceUnavailable("connect") from exc
-            except HttpTransportError as exc:  # reset mid-answer, malformed: not retried
-                self._fail("http_error")
-                raise InferenceUnavailable("http_error") from exc
+        pool = self._nlu_pool
+        # reset mid-answer, malformed: not retried
+        return await self._retrying(
+            lambda: pool.request("POST", "/v1/nlu", body, headers), (ConnectFailed,), (HttpTransportError,)
+        )
 
     async def _request_with_retry(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+        # read timeout, protocol error: not retried (not idempotent-safe)
+        return await self._retrying(
+            lambda: self._http.request(method, url, **kwargs),  # type: ignore[arg-type]
+            (httpx.ConnectError, httpx.ConnectTimeout),
+            (httpx.HTTPError,),
+        )
+
+    async def _retrying(
+        self,
+        call: Callable[[], Awaitable[_R]],
+        connect_errors: tuple[type[BaseException], ...],
+        other_errors: tuple[type[BaseException], ...],
+    ) -> _R:
+        """``call()``; a connect failure is retried ``config.retries`` times (short backoff), any other transport
+        error is not. Both end as InferenceUnavailable after counting the failure for the breaker."""
         attempt = 0
         while True:
             try:
-                return await self._http.request(method, url, **kwargs)  # type: ignore[arg-type]
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                return await call()
+            except connect_errors as exc:
                 if attempt < self.config.retries:
                     attempt += 1
                     await asyncio.sleep(0.02 * attempt)
                     continue
                 self._fail("connect")
                 raise InferenceUnavailable("connect") from exc
-            except httpx.HTTPError as exc:  # read timeout, protocol error: not retried (not idempotent-safe)
+            except other_errors as exc:
                 self._fail("http_error")
                 raise InferenceUnavailable("http_error") from exc
 

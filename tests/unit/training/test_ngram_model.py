@@ -7,6 +7,22 @@ import torch
 from training.ngram_model import XiaokeBertNgramForSequenceClassification, hashed_ngrams
 
 
+def _tiny_model(vocab_size: int, num_labels: int, buckets: int) -> XiaokeBertNgramForSequenceClassification:
+    from transformers import BertConfig
+
+    cfg = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=num_labels,
+    )
+    cfg.ngram_buckets = buckets
+    return XiaokeBertNgramForSequenceClassification(cfg).eval()
+
+
 def test_hashed_ngrams_shapes_padding_and_determinism():
     ids = torch.tensor([[2, 10, 11, 12, 3], [2, 10, 11, 3, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
@@ -32,20 +48,8 @@ def test_order_matters_and_orders_do_not_alias():
 
 
 def test_model_forward_and_padding_invariance():
-    from transformers import BertConfig
-
-    cfg = BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=3,
-    )
-    cfg.ngram_buckets = 257
     torch.manual_seed(0)
-    model = XiaokeBertNgramForSequenceClassification(cfg).eval()
+    model = _tiny_model(50, 3, 257)
     torch.nn.init.normal_(model.ngram.weight)
     with torch.no_grad():
         model.ngram.weight[0].zero_()
@@ -62,21 +66,9 @@ def test_model_forward_and_padding_invariance():
 
 def test_fit_ngram_head_matches_the_graph_features():
     """The LR fitted on TF-IDF features gives the same logits as the model's in-graph n-gram branch."""
-    from transformers import BertConfig
-
     from training.ngram_model import fit_ngram_head
 
-    cfg = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    cfg.ngram_buckets = 1021
-    model = XiaokeBertNgramForSequenceClassification(cfg).eval()
+    model = _tiny_model(40, 2, 1021)
     gen = torch.Generator().manual_seed(0)
     seqs, labels = [], []
     for i in range(40):
@@ -97,22 +89,10 @@ def test_fit_ngram_head_matches_the_graph_features():
 def test_choose_bert_weight_keeps_the_branch_that_generalizes():
     """With a label-revealing n-gram head and a loud label-blind BERT head, validation avoids the BERT weight that
     hurts, and the model's logits (what export traces) use the chosen weight."""
-    from transformers import BertConfig
-
     from training.ngram_model import choose_bert_weight, fit_ngram_head
 
-    cfg = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    cfg.ngram_buckets = 1021
     torch.manual_seed(0)
-    model = XiaokeBertNgramForSequenceClassification(cfg).eval()
+    model = _tiny_model(40, 2, 1021)
     torch.nn.init.normal_(model.classifier.weight, std=100.0)  # a loud, label-blind BERT head
     gen = torch.Generator().manual_seed(1)
     seqs, labels = [], []
