@@ -29,6 +29,7 @@ _TINY_INPUTS = (
     "bundle/*.py",
     "training/tokenizer.py",
     "training/embedder.py",
+    "training/ngram_model.py",
     "data/demo/intents/labels.json",
     "data/demo/intents/train.jsonl",
     "data/demo/sentiment/train.jsonl",

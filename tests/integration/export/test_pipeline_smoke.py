@@ -18,8 +18,10 @@ from export import parity as parity_mod
 from tests.fixtures.bundles import (
     DEMO,
     SENTIMENTS,
+    STEPS,
     _labelled,
     _pairs,
+    export_through_gate,
     train_tiny_classifier,
     train_tiny_embedder,
 )
@@ -155,8 +157,14 @@ def test_parity_gate_failure_leaves_nothing(
 def test_ngram_classifier_export(tmp_path: Path) -> None:
     """training.ngram_model's BERT + in-graph n-gram classifier exports with plain BERT inputs and passes parity."""
     rows = _labelled(DEMO / "sentiment" / "train.jsonl", SENTIMENTS)
-    ckpt = train_tiny_classifier("sentiment", SENTIMENTS, rows, tmp_path / "ckpt", ngram=True)
-    m = export_bundle(ckpt, tmp_path / "bundle", version="ngram-1")
+    ckpt = tmp_path / "ckpt"
+    export_through_gate(
+        lambda steps: train_tiny_classifier("sentiment", SENTIMENTS, rows, ckpt, ngram=True, steps=steps),
+        tmp_path / "bundle",
+        STEPS,
+        "ngram-1",
+    )
+    m = verify_bundle(tmp_path / "bundle")
     assert m.parity.passed
     assert (
         m.parity.fp32_max_abs_diff is not None and m.parity.fp32_max_abs_diff <= parity_mod.FP32_MAX_ABS_DIFF
