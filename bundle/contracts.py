@@ -45,7 +45,7 @@ class Candidate(BaseModel):
     question: str  # the FAQ's standard question
     matched: str  # the question or similar question that matched best
     dense_score: float  # cosine similarity of the best-matching question (0 when not found densely)
-    keyword_score: float  # BM25 score normalized to [0, 1] within the query (0 when not found)
+    keyword_score: float  # query-coverage BM25 in [0, 1]: max(question-level jieba, FAQ-level char bigrams)
     fused_score: float  # the score the dialog manager thresholds on
 
 

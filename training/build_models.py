@@ -22,7 +22,7 @@ second rule). A refused bundle leaves the LIVE one in place, the stamp is not wr
 The held-out test files (``test.jsonl``, the FAQ's ``heldout`` queries) are never trained or tuned on.
 
 No-op rule: ``<store>/.build_stamp.json`` holds the sha256 of every input (demo data files, this recipe, the
-source of training/, export/ and bundle/) and the versions it published. A second run with the same inputs
+source of training/, export/, bundle/ and serving/retrieval/) and the versions it published. A second run with the same inputs
 does nothing as long as those versions are still LIVE and verify. ``--force`` rebuilds anyway.
 """
 
@@ -50,7 +50,14 @@ DATA_FILES = (
     "data/demo/sentiment/train.jsonl",
     "data/demo/faq/faq.jsonl",
 )
-CODE_GLOBS = ("training/*.py", "export/*.py", "export/parity_sentences.txt", "bundle/*.py")
+# serving/retrieval: the embedder thresholds are calibrated on its fused score, so a scorer change rebuilds
+CODE_GLOBS = (
+    "training/*.py",
+    "export/*.py",
+    "export/parity_sentences.txt",
+    "bundle/*.py",
+    "serving/retrieval/*.py",
+)
 # metric (path into manifest.metrics) and the minimum a bundle needs before it may go LIVE
 QUALITY_METRIC: dict[str, tuple[str, ...]] = {
     "intent": ("accuracy",),

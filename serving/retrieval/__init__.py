@@ -13,7 +13,7 @@ from serving.retrieval.index import (
     default_version,
     flatten_entries,
 )
-from serving.retrieval.keyword import BM25Params, JiebaSegmenter, KeywordIndex
+from serving.retrieval.keyword import BM25Params, CharNgramSegmenter, JiebaSegmenter, KeywordIndex
 
 __all__ = [
     "BM25Params",
@@ -27,6 +27,7 @@ __all__ = [
     "IndexStoreError",
     "IndexType",
     "IndexedQuestion",
+    "CharNgramSegmenter",
     "JiebaSegmenter",
     "KeywordIndex",
     "collapse_by_faq",

@@ -34,6 +34,9 @@ class FusionConfig:
     method: FusionMethod = FusionMethod.WEIGHTED
     dense_weight: float = 0.7
     rrf_k: int = 60
+    # keyword evidence per candidate: max(question-level jieba BM25, FAQ-level character BM25); False keeps
+    # the question-level score only (the ablation `training.benchmarks retrieval` reports side by side)
+    faq_keyword: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dense_weight <= 1.0:

@@ -1,4 +1,6 @@
-"""Keyword retrieval: jieba word segmentation + Okapi BM25 over an in-memory inverted index.
+"""Keyword retrieval: Okapi BM25 over an in-memory inverted index, with two tokenizers: jieba words
+(`JiebaSegmenter`, question-level) and character unigrams + bigrams (`CharNgramSegmenter`, used FAQ-level by
+`serving.retrieval.index`: every question of one FAQ pooled into one document).
 
 Score normalization (the `keyword_score` of `bundle.contracts.Candidate`):
 
@@ -22,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +36,10 @@ STOPWORDS: frozenset[str] = frozenset(
     "的 了 吗 呢 啊 吧 呀 哦 嘛 哈 呗 么 啦 喔 哎 嗯 请问 请 问下 问一下 一下 您好 你好 谢谢 麻烦 我 我的 你 你们 您 是 在 和".split()
 )
 _SKIP = re.compile(r"^[\W_]+$", re.UNICODE)  # punctuation / whitespace only
+
+
+class Segmenter(Protocol):
+    def tokens(self, text: str) -> list[str]: ...
 
 
 class JiebaSegmenter:
@@ -71,6 +77,26 @@ class JiebaSegmenter:
         return out
 
 
+_RUN = re.compile(r"\w+", re.UNICODE)  # letters, digits and CJK; punctuation and spaces split runs
+
+
+class CharNgramSegmenter:
+    """Character unigrams and bigrams inside each run of word characters (no dictionary, no stopwords).
+
+    Robust to what word segmentation gets wrong on customer text (typos, unseen product words, colloquial
+    phrasing: "咋退款" and "怎么退款" still share 退款). Pooled over all of an FAQ's questions, the bigrams of
+    every paraphrase the knowledge base lists vote for that FAQ, and idf over FAQs (not over questions) weighs
+    down what many FAQs share.
+    """
+
+    def tokens(self, text: str) -> list[str]:
+        out: list[str] = []
+        for run in _RUN.findall(text):
+            out.extend(run)
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        return out
+
+
 @dataclass(frozen=True)
 class BM25Params:
     k1: float = 1.2
@@ -88,10 +114,10 @@ class KeywordIndex:
         self,
         doc_tokens: Sequence[Sequence[str]],
         params: BM25Params | None = None,
-        segmenter: JiebaSegmenter | None = None,
+        segmenter: Segmenter | None = None,
     ) -> None:
         self.params = params or BM25Params()
-        self.segmenter = segmenter or JiebaSegmenter()
+        self.segmenter: Segmenter = segmenter or JiebaSegmenter()
         self.n_docs = len(doc_tokens)
         lengths = np.fromiter((len(t) for t in doc_tokens), dtype=np.float32, count=self.n_docs)
         self.avgdl = float(lengths.mean()) if self.n_docs else 0.0
@@ -128,9 +154,9 @@ class KeywordIndex:
 
     @classmethod
     def from_texts(
-        cls, texts: Iterable[str], segmenter: JiebaSegmenter | None = None, params: BM25Params | None = None
+        cls, texts: Iterable[str], segmenter: Segmenter | None = None, params: BM25Params | None = None
     ) -> KeywordIndex:
-        seg = segmenter or JiebaSegmenter()
+        seg: Segmenter = segmenter or JiebaSegmenter()
         return cls([seg.tokens(t) for t in texts], params=params, segmenter=seg)
 
     def query_terms(self, text: str) -> list[str]:

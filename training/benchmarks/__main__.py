@@ -91,12 +91,11 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         write_quality(args.out, quality)
 
     if "retrieval" not in skip:
+        from training.benchmarks.retrieval import REPORTED
+
         say("== retrieval: AFQMC / BQ / LCQMC (embedder trained on the other files)")
         details["retrieval"] = _retrieval_all(datasets, args, say)
-        quality["retrieval"] = {
-            name: {s: r[s] for s in ("dense", "keyword", "hybrid")}
-            for name, r in details["retrieval"].items()
-        }
+        quality["retrieval"] = {name: {s: r[s] for s in REPORTED} for name, r in details["retrieval"].items()}
         checkpoint("retrieval")
     if "intents" not in skip:
         from training.benchmarks import intents

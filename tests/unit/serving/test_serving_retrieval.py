@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from bundle.contracts import KbEntry
 from serving.retrieval import (
+    CharNgramSegmenter,
     DenseBuildConfig,
     DenseIndex,
     FaqIndex,
@@ -224,3 +226,59 @@ def test_index_store_save_race_reports_exists(segmenter: JiebaSegmenter, tmp_pat
     assert exc.value.code == "INDEX_EXISTS"
     assert real_exists()
     assert not [p for p in (tmp_path / "indexes").iterdir() if p.name.startswith(".")]
+
+
+def test_char_ngram_segmenter_splits_on_punctuation() -> None:
+    toks = CharNgramSegmenter().tokens("咋退款? 7天")
+    assert toks == ["咋", "退", "款", "咋退", "退款", "7", "天", "7天"]
+    assert "款?" not in toks and CharNgramSegmenter().tokens("？！") == []
+
+
+PARAPHRASES = [  # the shipping-cost-of-a-return FAQ is asked two ways; no single question holds 退货 and 邮费
+    KbEntry(faq_id="return_fee", question="退货的运费谁出", similar=["寄回去的邮费要我付吗"]),
+    KbEntry(faq_id="fee", question="运费怎么算", similar=["邮费多少钱"]),
+    KbEntry(faq_id="return", question="怎么退货", similar=["退货流程是什么"]),
+]
+
+
+def test_faq_level_keyword_score_pools_an_faqs_paraphrases(segmenter: JiebaSegmenter, tmp_path: Path) -> None:
+    rows = flatten_entries(PARAPHRASES)
+    vecs = np.eye(len(rows), 8, dtype=np.float32)  # dense says nothing about the query below
+    idx = FaqIndex.build(
+        rows, vecs, [r.text for r in rows], version="v1", embedder_version="e", segmenter=segmenter
+    )
+    query = "退货邮费谁付"
+    question_level = idx.keyword.score_all(query)
+    faq_level = idx.faq_keyword.score_all(query)
+    assert faq_level.shape == (3,)  # one document per FAQ, in the order of their first question
+    assert int(np.argmax(faq_level)) == 0  # return_fee: 退货 from one question, 邮费 + 付 from the other
+    best = idx.search([query], np.zeros((1, 8), np.float32), top_k=3)[0]
+    assert best[0].faq_id == "return_fee"
+    assert best[0].keyword_score == pytest.approx(max(faq_level[0], question_level[:2].max()), abs=1e-5)
+    assert best[0].keyword_score > question_level[:2].max()  # the pooled FAQ covers more than either question
+    ablation = FaqIndex.build(
+        rows,
+        vecs,
+        [r.text for r in rows],
+        version="v0",
+        embedder_version="e",
+        segmenter=segmenter,
+        fusion=FusionConfig(faq_keyword=False),
+    )
+    plain = ablation.search([query], np.zeros((1, 8), np.float32), top_k=3)[0]
+    assert {c.faq_id: c.keyword_score for c in plain}["return_fee"] == pytest.approx(question_level[:2].max())
+    # persisted with the normalized texts the FAQ-level index is built from; older versions load too
+    store = IndexStore(tmp_path / "indexes")
+    store.save(idx)
+    loaded = store.load("v1", segmenter=segmenter)
+    assert loaded.normalized == idx.normalized
+    np.testing.assert_allclose(loaded.faq_keyword.score_all(query), faq_level)
+    qfile = tmp_path / "indexes" / "v1" / "questions.jsonl"
+    legacy = [json.loads(line) for line in qfile.read_text(encoding="utf-8").splitlines()]
+    qfile.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "normalized"}) + "\n" for r in legacy)
+    )
+    assert (
+        store.load("v1", segmenter=segmenter).search([query], np.zeros((1, 8)), 1)[0][0].faq_id
+        == "return_fee"
+    )

@@ -18,6 +18,7 @@ def test_inputs_hash_tracks_recipe_and_pretrain_choice() -> None:
     assert a != bm.inputs_hash(bm.Recipe(intent_epochs=9.0), "auto")[0]
     assert a != bm.inputs_hash(bm.Recipe(), "no")[0]
     assert "data/demo/intents/train.jsonl" in parts and "training/embedder.py" in parts
+    assert "serving/retrieval/fusion.py" in parts  # thresholds are calibrated on the serving scorer
 
 
 def test_inputs_hash_tracks_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
