@@ -102,7 +102,10 @@ class TrainConfig:
     ngram_idf: bool = (
         False  # joint mode: weight n-grams by training IDF (unseen n-grams ignored); "lr" always does
     )
-    max_minutes: float | None = None  # wall-clock budget for the optimisation loop
+    max_minutes: float | None = None  # wall-clock budget for the optimisation loop(s)
+    # after choosing the mix/temperature/thresholds on the stratified holdout, train again on all of the
+    # training file (only when no --eval file is given) and save that model
+    refit_full: bool = False
     max_train_examples: int | None = None  # stratified cap (benchmarks on big corpora)
     arch: ScratchArch = field(default_factory=ScratchArch)
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
@@ -297,62 +300,20 @@ def load_checkpoint(model_dir: str | Path):
     return model, tokenizer, meta
 
 
-def train_classifier(
-    train: str | Path | LabelledData,
-    out_dir: str | Path,
-    *,
-    eval_data: str | Path | LabelledData | None = None,
-    base: str | Path | None = None,
-    config: TrainConfig | None = None,
-    on_log: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Train one classifier and write its checkpoint directory. See the module docstring."""
-    import torch
+def _new_model(cfg: TrainConfig, base_dir: Path | None, norm_texts: list[str], labels: list[str]):
+    """(model, tokenizer, base description, hidden size): a fresh model for ``labels``, from scratch (our
+    character vocabulary over ``norm_texts``) or from ``base_dir``. Same seed -> same initial weights."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
         BertConfig,
         BertForSequenceClassification,
-        DataCollatorWithPadding,
-        TrainingArguments,
-        set_seed,
     )
 
-    cfg = config or TrainConfig()
-    say = on_log or (lambda msg: print(msg, flush=True))
-    t0 = time.monotonic()
-    threads = _set_threads(cfg.threads)
-    out_dir = Path(out_dir)
-
-    train_data = train if isinstance(train, LabelledData) else load_labelled(train)
-    eval_source = "file"
-    if eval_data is None:
-        tr_idx, ev_idx = stratified_split(train_data.labels, cfg.val_fraction, cfg.seed)
-        ev = train_data.subset(ev_idx)
-        tr = train_data.subset(tr_idx)
-        eval_source = f"stratified {cfg.val_fraction:.0%} holdout of the training file (seed {cfg.seed})"
-    else:
-        ev = eval_data if isinstance(eval_data, LabelledData) else load_labelled(eval_data)
-        tr = train_data
-    if cfg.max_train_examples and len(tr) > cfg.max_train_examples:
-        keep, _ = stratified_split(tr.labels, 1.0 - cfg.max_train_examples / len(tr), cfg.seed)
-        tr = tr.subset(keep)
-    labels = train_data.label_set
-    unknown = sorted(set(ev.labels) - set(labels))
-    if unknown:
-        raise ValueError(f"eval labels not present in the training data: {unknown}")
-    if len(labels) < 2:
-        raise ValueError(f"need at least 2 labels, got {labels}")
     label2id = {y: i for i, y in enumerate(labels)}
-
-    set_seed(cfg.seed)
-    norm_tr = [normalize(t, cfg.normalize) for t in tr.texts]
-    norm_ev = [normalize(t, cfg.normalize) for t in ev.texts]
-
-    base_dir = resolve_base(base)
     model: Any
     if base_dir is None:
-        tokenizer = build_tokenizer_for(norm_tr, cfg.max_len)
+        tokenizer = build_tokenizer_for(norm_texts, cfg.max_len)
         a = cfg.arch
         bert_cfg = BertConfig(
             vocab_size=len(tokenizer),
@@ -414,17 +375,33 @@ def train_classifier(
         if cfg.max_len > max_pos:
             raise ValueError(f"--max-len {cfg.max_len} exceeds the base's max_position_embeddings {max_pos}")
     tokenizer.model_max_length = cfg.max_len
-    lr = cfg.lr or _default_lr(base_dir, hidden)
-    n_params = sum(p.numel() for p in model.parameters())
-    say(
-        f"[{cfg.kind}] train={len(tr)} eval={len(ev)} ({eval_source}) labels={len(labels)} "
-        f"base={base_desc[:60]} params={n_params / 1e6:.1f}M lr={lr} epochs={cfg.epochs} threads={threads}"
-    )
+    return model, tokenizer, base_desc, hidden
 
-    train_feats = _encode(tokenizer, norm_tr, cfg.max_len)
-    for f, y in zip(train_feats, tr.labels, strict=True):
-        f["labels"] = label2id[y]
-    weights = class_weights(tr.labels, labels, cfg.class_weight_power)
+
+@dataclass
+class _Fit:
+    model: Any
+    steps: int
+    stopped_at: int | None
+    ngram_fit: dict[str, Any] | None
+
+
+def _fit(
+    model: Any,
+    tokenizer: Any,
+    feats: list[dict[str, Any]],
+    weights: list[float],
+    cfg: TrainConfig,
+    *,
+    lr: float,
+    max_steps: int,
+    max_minutes: float | None,
+    work: Path,
+    say: Callable[[str], None],
+) -> _Fit:
+    """One optimisation run (n-gram head preparation + the Trainer loop) on encoded, labelled ``feats``."""
+    import torch
+    from transformers import DataCollatorWithPadding, TrainingArguments
 
     ngram_fit_info = None
     if cfg.ngram_fit not in ("lr", "joint"):
@@ -432,15 +409,15 @@ def train_classifier(
     if cfg.ngram_branch and cfg.ngram_fit == "joint" and cfg.ngram_idf:
         from training.ngram_model import set_ngram_idf
 
-        set_ngram_idf(model, [f["input_ids"] for f in train_feats])
+        set_ngram_idf(model, [f["input_ids"] for f in feats])
     if cfg.ngram_branch and cfg.ngram_fit == "lr":
         from training.ngram_model import fit_ngram_head
 
         t_fit = time.monotonic()
         ngram_fit_info = fit_ngram_head(
             model,
-            [f["input_ids"] for f in train_feats],
-            [f["labels"] for f in train_feats],
+            [f["input_ids"] for f in feats],
+            [f["labels"] for f in feats],
             class_weight=weights,
             C=cfg.ngram_C,
         )
@@ -449,10 +426,6 @@ def train_classifier(
         say(
             f"[{cfg.kind}] n-gram head fitted as TF-IDF LR in {time.monotonic() - t_fit:.1f}s: {ngram_fit_info}"
         )
-
-    steps_per_epoch = math.ceil(len(train_feats) / cfg.batch_size)
-    max_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
-    work = out_dir / ".trainer"
     args = TrainingArguments(
         output_dir=str(work),
         per_device_train_batch_size=cfg.batch_size,
@@ -474,14 +447,14 @@ def train_classifier(
     )
     callbacks = []
     budget = None
-    if cfg.max_minutes:
-        budget = _time_budget_callback(cfg.max_minutes)
+    if max_minutes:
+        budget = _time_budget_callback(max_minutes)
         callbacks.append(budget)
     trainer_cls = _make_trainer_class()
     trainer = trainer_cls(
         model=model,
         args=args,
-        train_dataset=_ListDataset(train_feats),
+        train_dataset=_ListDataset(feats),
         data_collator=DataCollatorWithPadding(tokenizer),
         callbacks=callbacks,
         class_weight=weights,
@@ -491,8 +464,96 @@ def train_classifier(
     )
     transformers_logging_quiet()
     trainer.train()
-    model = trainer.model
-    train_seconds = time.monotonic() - t0
+    _rm_tree(work)
+    return _Fit(
+        trainer.model,
+        int(trainer.state.global_step),
+        budget.stopped_at if budget is not None else None,
+        ngram_fit_info,
+    )
+
+
+def train_classifier(
+    train: str | Path | LabelledData,
+    out_dir: str | Path,
+    *,
+    eval_data: str | Path | LabelledData | None = None,
+    base: str | Path | None = None,
+    config: TrainConfig | None = None,
+    on_log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train one classifier and write its checkpoint directory. See the module docstring.
+
+    With ``refit_full`` and no eval file (the eval split is a stratified holdout of the training file), the
+    model is trained twice: first on the training part, which is scored on the holdout to choose the
+    BERT/n-gram mix and temperature, calibrate thresholds and report metrics; then a fresh model is trained
+    on all of the file for the same number of epochs, the chosen mix is applied, and that model is saved.
+    The reported metrics and thresholds are the first model's (honest: measured on data it never saw)."""
+    from transformers import set_seed
+
+    cfg = config or TrainConfig()
+    say = on_log or (lambda msg: print(msg, flush=True))
+    t0 = time.monotonic()
+    threads = _set_threads(cfg.threads)
+    out_dir = Path(out_dir)
+
+    train_data = train if isinstance(train, LabelledData) else load_labelled(train)
+    eval_source = "file"
+    full = train_data
+    if eval_data is None:
+        tr_idx, ev_idx = stratified_split(train_data.labels, cfg.val_fraction, cfg.seed)
+        ev = train_data.subset(ev_idx)
+        tr = train_data.subset(tr_idx)
+        eval_source = f"stratified {cfg.val_fraction:.0%} holdout of the training file (seed {cfg.seed})"
+    else:
+        ev = eval_data if isinstance(eval_data, LabelledData) else load_labelled(eval_data)
+        tr = train_data
+    if cfg.max_train_examples and len(tr) > cfg.max_train_examples:
+        keep, _ = stratified_split(tr.labels, 1.0 - cfg.max_train_examples / len(tr), cfg.seed)
+        tr = tr.subset(keep)
+        if eval_data is None:
+            keep_full, _ = stratified_split(full.labels, 1.0 - cfg.max_train_examples / len(full), cfg.seed)
+            full = full.subset(keep_full)
+    refit = cfg.refit_full and eval_data is None and len(ev) > 0
+    labels = train_data.label_set
+    unknown = sorted(set(ev.labels) - set(labels))
+    if unknown:
+        raise ValueError(f"eval labels not present in the training data: {unknown}")
+    if len(labels) < 2:
+        raise ValueError(f"need at least 2 labels, got {labels}")
+    label2id = {y: i for i, y in enumerate(labels)}
+
+    norm_tr = [normalize(t, cfg.normalize) for t in tr.texts]
+    norm_ev = [normalize(t, cfg.normalize) for t in ev.texts]
+
+    base_dir = resolve_base(base)
+    set_seed(cfg.seed)
+    model, tokenizer, base_desc, hidden = _new_model(cfg, base_dir, norm_tr, labels)
+    lr = cfg.lr or _default_lr(base_dir, hidden)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(
+        f"[{cfg.kind}] train={len(tr)} eval={len(ev)} ({eval_source}) labels={len(labels)} "
+        f"base={base_desc[:60]} params={n_params / 1e6:.1f}M lr={lr} epochs={cfg.epochs} threads={threads}"
+        + (f"; then refit on all {len(full)}" if refit else "")
+    )
+
+    def encode(tokenizer: Any, texts: list[str], ys: list[str]) -> list[dict[str, Any]]:
+        feats = _encode(tokenizer, texts, cfg.max_len)
+        for f, y in zip(feats, ys, strict=True):
+            f["labels"] = label2id[y]
+        return feats
+
+    train_feats = encode(tokenizer, norm_tr, tr.labels)
+    weights = class_weights(tr.labels, labels, cfg.class_weight_power)
+    steps_per_epoch = math.ceil(len(train_feats) / cfg.batch_size)
+    max_steps = max(1, int(round(steps_per_epoch * cfg.epochs)))
+    # the refit shares the wall-clock budget: the first run gets about half of it
+    first_budget = cfg.max_minutes * 0.5 if (cfg.max_minutes and refit) else cfg.max_minutes
+    fit = _fit(
+        model, tokenizer, train_feats, weights, cfg,
+        lr=lr, max_steps=max_steps, max_minutes=first_budget, work=out_dir / ".trainer", say=say,
+    )  # fmt: skip
+    model = fit.model
 
     bert_weight_info = None
     if cfg.ngram_branch and len(norm_ev):
@@ -513,12 +574,44 @@ def train_classifier(
     metrics = classification_report(y_ev, probs, labels)
     thresholds = calibrate_thresholds(y_ev, probs, labels)
     metrics["eval_source"] = eval_source
-    if budget is not None and budget.stopped_at is not None:
-        metrics["stopped_by_time_budget_at_step"] = budget.stopped_at
+    if fit.stopped_at is not None:
+        metrics["stopped_by_time_budget_at_step"] = fit.stopped_at
     say(
         f"[{cfg.kind}] eval accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "
-        f"ece={metrics['ece']:.4f} n={metrics['n']} ({train_seconds:.0f}s)"
+        f"ece={metrics['ece']:.4f} n={metrics['n']} ({time.monotonic() - t0:.0f}s)"
     )
+
+    refit_info = None
+    if refit:
+        # same epochs as the first run actually trained (it may have stopped on its budget)
+        norm_full = [normalize(t, cfg.normalize) for t in full.texts]
+        set_seed(cfg.seed)
+        model, tokenizer, _, _ = _new_model(cfg, base_dir, norm_full, labels)
+        full_feats = encode(tokenizer, norm_full, full.labels)
+        epochs_done = fit.steps / steps_per_epoch
+        refit_steps = max(1, int(round(math.ceil(len(full_feats) / cfg.batch_size) * epochs_done)))
+        left = cfg.max_minutes - (time.monotonic() - t0) / 60 if cfg.max_minutes else None
+        refit_fit = _fit(
+            model, tokenizer, full_feats, class_weights(full.labels, labels, cfg.class_weight_power), cfg,
+            lr=lr, max_steps=refit_steps, max_minutes=max(left, 0.1) if left is not None else None,
+            work=out_dir / ".trainer", say=say,
+        )  # fmt: skip
+        model = refit_fit.model
+        if bert_weight_info is not None:
+            from training.ngram_model import apply_mix
+
+            apply_mix(model, bert_weight_info["bert_weight"], bert_weight_info["temperature"])
+        refit_info = {
+            "examples": len(full_feats),
+            "steps": refit_fit.steps,
+            "planned_steps": refit_steps,
+            "stopped_by_time_budget_at_step": refit_fit.stopped_at,
+            "ngram_fit_result": refit_fit.ngram_fit,
+            "note": "served model = refit on all examples with the mix, temperature and thresholds "
+            "chosen on the first model's holdout; metrics are the first model's on that holdout",
+        }
+        say(f"[{cfg.kind}] refit on all {len(full_feats)} examples: {refit_fit.steps} steps")
+    train_seconds = time.monotonic() - t0
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
@@ -550,15 +643,15 @@ def train_classifier(
             "ngram_fit": cfg.ngram_fit if cfg.ngram_branch else None,
             "ngram_idf": (cfg.ngram_idf or cfg.ngram_fit == "lr") if cfg.ngram_branch else None,
             "ngram_C": cfg.ngram_C if cfg.ngram_branch and cfg.ngram_fit == "lr" else None,
-            "ngram_fit_result": ngram_fit_info,
+            "ngram_fit_result": fit.ngram_fit,
             "bert_weight": bert_weight_info,
-            "steps": int(trainer.state.global_step),
+            "steps": fit.steps,
             "train_examples": len(tr),
+            "refit_full": refit_info,
         },
         "train_seconds": round(train_seconds, 1),
     }
     (out_dir / TRAINING_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    _rm_tree(work)
     return TrainResult(out_dir, labels, metrics, thresholds, time.monotonic() - t0)
 
 
@@ -606,6 +699,13 @@ def add_cli_args(ap, defaults: TrainConfig) -> None:
         help="lr: fit the n-gram head first as TF-IDF logistic regression, then BERT on the residual; "
         "joint: train both together from zero",
     )
+    ap.add_argument(
+        "--refit-full",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.refit_full,
+        help="without --eval: after choosing the mix and thresholds on the holdout, retrain on the whole "
+        "training file and save that model (metrics stay the holdout's)",
+    )
 
 
 def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
@@ -621,6 +721,7 @@ def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
         threads=args.threads,
         ngram_branch=args.ngram_branch,
         ngram_fit=args.ngram_fit,
+        refit_full=args.refit_full,
     )
 
 

@@ -468,6 +468,59 @@ def _sha256_pairs(pairs: Sequence[Pair]) -> str:
     return h.hexdigest()
 
 
+class BudgetedLinearSchedule:
+    """Linear warm-up, then linear decay of every param group's learning rate to zero at step ``total``.
+
+    With a wall-clock ``deadline``, ``total`` is re-planned every ``replan_every`` steps from the measured
+    seconds per step, so that the decay ends when the budget does: a run that the budget cuts short (the
+    default build's embedder on a busy machine) finishes on a decayed learning rate instead of stopping near
+    its peak, as a fixed schedule planned for all epochs would. The plan only ever shrinks; warm-up is
+    ``warmup_ratio`` of the first plan that the measurement allows."""
+
+    def __init__(
+        self,
+        opt: Any,
+        total_steps: int,
+        warmup_ratio: float,
+        deadline: float | None,
+        *,
+        replan_every: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.opt, self.deadline, self.clock = opt, deadline, clock
+        self.replan_every = replan_every
+        self.total = max(1, total_steps)
+        self.warmup_ratio = warmup_ratio
+        self.warmup = int(warmup_ratio * self.total)
+        self.base_lrs = [g["lr"] for g in opt.param_groups]
+        self.t_start = clock()
+        self.replanned = False
+        self._apply(0)
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+    def _apply(self, step: int) -> None:
+        f = self.factor(step)
+        for g, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
+            g["lr"] = base * f
+
+    def step(self, step: int) -> None:
+        """Call after optimizer step number ``step`` (1-based); sets the rate for the next one."""
+        if self.deadline is not None and step % self.replan_every == 0:
+            now = self.clock()
+            per_step = (now - self.t_start) / step
+            fits = step + int(max(0.0, self.deadline - now) / max(per_step, 1e-9))
+            if fits < self.total:
+                self.total = max(step + 1, fits)
+                if not self.replanned:
+                    self.warmup = min(self.warmup, max(step, int(self.warmup_ratio * self.total)))
+                self.replanned = True
+        self._apply(step)
+
+
 def train_embedder(
     out_dir: str | Path,
     *,
@@ -479,7 +532,7 @@ def train_embedder(
 ) -> EmbedderResult:
     """Train the embedder and write the checkpoint directory. See the module docstring."""
     import torch
-    from transformers import get_linear_schedule_with_warmup, set_seed
+    from transformers import set_seed
 
     cfg = config or EmbedderConfig()
     say = on_log or (lambda m: print(m, flush=True))
@@ -526,12 +579,12 @@ def train_embedder(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=lr,
     )
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), total_steps)
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
+    sched = BudgetedLinearSchedule(opt, total_steps, cfg.warmup_ratio, deadline)
 
     step, stopped_by_time, losses = 0, False, []
-    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes else None
     model.train()
-    while step < total_steps and not stopped_by_time:
+    while step < sched.total and not stopped_by_time:
         for batch in no_duplicate_batches(pairs, cfg.batch_size, rng):
             a = encoder.forward([pairs[i].anchor for i in batch])
             b = encoder.forward([pairs[i].positive for i in batch])
@@ -540,16 +593,16 @@ def train_embedder(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
             step += 1
-            if step % max(1, total_steps // 20) == 0 or step == total_steps:
+            sched.step(step)
+            losses.append(float(loss.detach()))
+            if step % max(1, total_steps // 20) == 0 or step == sched.total:
                 el = time.monotonic() - t0
                 say(
-                    f"[embedder] step {step}/{total_steps} loss={np.mean(losses[-20:]):.4f} "
-                    f"elapsed={el:.0f}s eta={el / step * (total_steps - step):.0f}s"
+                    f"[embedder] step {step}/{sched.total} loss={np.mean(losses[-20:]):.4f} "
+                    f"elapsed={el:.0f}s eta={el / step * (sched.total - step):.0f}s"
                 )
-            if step >= total_steps:
+            if step >= sched.total:
                 break
             if deadline and time.monotonic() > deadline:
                 stopped_by_time = True
@@ -561,6 +614,8 @@ def train_embedder(
     metrics: dict[str, Any] = {
         "train_pairs": len(pairs),
         "steps": step,
+        "planned_steps": total_steps,
+        "schedule_end_step": sched.total,
         "final_loss": float(np.mean(losses[-20:])),
     }
     if stopped_by_time:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from training.classifier import ClassifierTask, TrainConfig
 
 DEFAULTS = TrainConfig(
-    kind="intent", epochs=12.0, batch_size=32, max_len=64, ngram_branch=True, ngram_fit="joint"
+    kind="intent",
+    epochs=12.0,
+    batch_size=32,
+    max_len=64,
+    ngram_branch=True,
+    ngram_fit="joint",
+    refit_full=True,
 )
 TASK = ClassifierTask(DEFAULTS)
 train, train_full, main = TASK.train, TASK.train_full, TASK.main

@@ -299,10 +299,7 @@ def choose_bert_weight(
     temps = torch.logspace(-1.0, 1.0, 41).tolist()  # 0.1 .. 10
     nll = {t: float(nn.functional.cross_entropy(logits / t, y)) for t in temps}
     temperature = min(temps, key=lambda t: nll[t])
-    with torch.no_grad():
-        model.bert_weight.fill_(best / temperature)  # type: ignore[operator]
-        model.ngram.weight.div_(temperature)
-        model.ngram_bias.div_(temperature)
+    apply_mix(model, best, temperature)
     return {
         "bert_weight": best,
         "temperature": round(temperature, 4),
@@ -311,6 +308,19 @@ def choose_bert_weight(
             str(w): {"accuracy": round(acc, 4), "log_loss": round(ll, 4)} for w, (acc, ll) in table.items()
         },
     }
+
+
+def apply_mix(
+    model: XiaokeBertNgramForSequenceClassification, bert_weight: float, temperature: float
+) -> None:
+    """Fold a chosen BERT weight and temperature into the model: logits become
+    ``(bert_weight * bert + ngram) / temperature`` with the graph unchanged. Expects a freshly trained
+    model (``bert_weight`` buffer still 1): the refit in training.classifier applies the mix chosen on the
+    first model's validation split to the model refit on all the data."""
+    with torch.no_grad():
+        model.bert_weight.fill_(bert_weight / temperature)  # type: ignore[operator]
+        model.ngram.weight.div_(temperature)
+        model.ngram_bias.div_(temperature)
 
 
 def register_auto_classes() -> None:

@@ -174,3 +174,43 @@ def test_answer_margin_is_none_when_no_lead_is_safe() -> None:
     t = calibrate_retrieval_thresholds(val_scores, val_ranks, [0.2] * 5, val_gaps, [0.05] * 5)
     assert t["answer_margin"] is None
     assert "answer_margin" not in calibrate_retrieval_thresholds(val_scores, val_ranks, [0.2] * 5)
+
+
+class _Opt:
+    def __init__(self, lrs: list[float]) -> None:
+        self.param_groups = [{"lr": lr} for lr in lrs]
+
+
+def test_budgeted_schedule_without_deadline_is_plain_linear_warmup_decay() -> None:
+    from training.embedder import BudgetedLinearSchedule
+
+    opt = _Opt([1.0, 0.5])
+    s = BudgetedLinearSchedule(opt, 100, 0.1, None)
+    assert opt.param_groups[0]["lr"] == 0.0
+    s.step(5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5) and opt.param_groups[1]["lr"] == pytest.approx(
+        0.25
+    )
+    s.step(55)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
+    s.step(100)
+    assert opt.param_groups[0]["lr"] == 0.0 and s.total == 100
+
+
+def test_budgeted_schedule_replans_so_the_decay_ends_at_the_deadline() -> None:
+    """1 s per step and a 300 s budget: a plan of 1000 steps shrinks to ~300 and the rate reaches zero then
+    (a fixed plan would stop at 300 with the rate still at ~75 % of its peak)."""
+    from training.embedder import BudgetedLinearSchedule
+
+    now = [0.0]
+    opt = _Opt([1.0])
+    s = BudgetedLinearSchedule(opt, 1000, 0.1, deadline=300.0, replan_every=20, clock=lambda: now[0])
+    lrs = []
+    for step in range(1, 301):
+        now[0] = float(step)
+        s.step(step)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert 295 <= s.total <= 301
+    assert s.warmup == 30  # 10 % of the re-planned run, not of the original 1000 steps
+    assert max(lrs) == pytest.approx(1.0, abs=0.05)
+    assert lrs[-1] <= 0.02

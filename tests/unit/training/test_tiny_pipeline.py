@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -181,3 +182,66 @@ def test_fine_tunes_a_local_base_checkpoint_with_its_own_tokenizer(tmp_path):
     # lr ~ 0: the encoder still holds the base's weights
     assert torch.allclose(model.bert.embeddings.word_embeddings.weight, emb_before, atol=1e-5)
     assert len(tokenizer) == len(tok)
+
+
+def test_refit_full_trains_on_every_example_and_keeps_the_holdout_choices(tmp_path):
+    """refit_full: metrics, thresholds and the BERT/n-gram mix come from the first model's holdout; the saved
+    model is a second one trained on the whole file with that mix folded in."""
+    from training.classifier import load_checkpoint
+
+    train = tmp_path / "train.jsonl"
+    make_dataset(train, 20, seed=5)
+    cfg = TrainConfig(
+        kind="intent",
+        epochs=6,
+        lr=3e-3,
+        batch_size=16,
+        max_len=16,
+        arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
+        ngram_branch=True,
+        ngram_buckets=4096,
+        refit_full=True,
+        progress=False,
+        threads=1,
+    )
+    logs: list[str] = []
+    result = train_classifier(train, tmp_path / "m", base="none", config=cfg, on_log=logs.append)
+    model, _, meta = load_checkpoint(result.out_dir)
+    recipe = meta["recipe"]
+    assert recipe["train_examples"] == 51 and recipe["refit_full"]["examples"] == 60  # 15 % held out first
+    # same epochs as the first run: 4 steps/epoch on 51 examples, 4 on 60 at batch 16 -> same step count
+    assert recipe["refit_full"]["steps"] == recipe["refit_full"]["planned_steps"] == recipe["steps"]
+    mix = recipe["bert_weight"]
+    assert float(model.bert_weight) == pytest.approx(mix["bert_weight"] / mix["temperature"], rel=1e-6)
+    assert meta["metrics"]["n"] == 9 and result.metrics["n"] == 9  # the holdout's figures, not the refit's
+    assert any("refit on all 60" in m for m in logs)
+
+    no_refit = train_classifier(
+        train, tmp_path / "m2", base="none", config=replace(cfg, refit_full=False), on_log=lambda m: None
+    )
+    _, _, meta2 = load_checkpoint(no_refit.out_dir)
+    assert meta2["recipe"]["refit_full"] is None
+    assert meta2["metrics"]["accuracy"] == meta["metrics"]["accuracy"]  # the first run is the same run
+
+
+def test_refit_full_is_off_with_an_explicit_eval_file(tmp_path):
+    from training.classifier import load_checkpoint
+
+    train, ev = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    make_dataset(train, 12, seed=6)
+    make_dataset(ev, 4, seed=7)
+    cfg = TrainConfig(
+        kind="intent",
+        epochs=2,
+        batch_size=16,
+        max_len=16,
+        arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
+        refit_full=True,
+        progress=False,
+        threads=1,
+    )
+    result = train_classifier(
+        train, tmp_path / "m", eval_data=ev, base="none", config=cfg, on_log=lambda m: None
+    )
+    _, _, meta = load_checkpoint(result.out_dir)
+    assert meta["recipe"]["refit_full"] is None and meta["recipe"]["train_examples"] == 36
