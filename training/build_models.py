@@ -205,7 +205,12 @@ def build(
 
     import torch
 
-    torch.set_num_threads(threads or max(1, min(4, os.cpu_count() or 1)))
+    from training.classifier import auto_threads
+
+    # decided once, before the build loads the machine itself (a load average read later counts the build's
+    # own earlier steps as "busy"), and passed to every step: each model trains with the same thread count
+    threads = threads or min(4, auto_threads())
+    torch.set_num_threads(threads)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -239,6 +244,7 @@ def build(
             epochs=recipe.intent_epochs,
             max_minutes=recipe.intent_minutes,
             seed=recipe.seed,
+            threads=threads,
         )
         checkpoints[BundleKind.INTENT] = res.out_dir
         metrics["intent"] = _pick(res.metrics, ("accuracy", "macro_f1", "ece", "n"))
@@ -250,6 +256,7 @@ def build(
             epochs=recipe.sentiment_epochs,
             max_minutes=recipe.sentiment_minutes,
             seed=recipe.seed,
+            threads=threads,
         )
         checkpoints[BundleKind.SENTIMENT] = res.out_dir
         metrics["sentiment"] = _pick(res.metrics, ("accuracy", "macro_f1", "ece", "n"))
@@ -259,7 +266,10 @@ def build(
             faq=DEMO / "faq" / "faq.jsonl",
             base=base_arg,
             config=emb.EmbedderConfig(
-                epochs=recipe.embedder_epochs, max_minutes=recipe.embedder_minutes, seed=recipe.seed
+                epochs=recipe.embedder_epochs,
+                max_minutes=recipe.embedder_minutes,
+                seed=recipe.seed,
+                threads=threads,
             ),
         )
         checkpoints[BundleKind.EMBEDDER] = eres.out_dir

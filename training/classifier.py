@@ -489,6 +489,23 @@ def train_classifier(
     BERT/n-gram mix and temperature, calibrate thresholds and report metrics; then a fresh model is trained
     on all of the file for the same number of epochs, the chosen mix is applied, and that model is saved.
     The reported metrics and thresholds are the first model's (honest: measured on data it never saw)."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    try:
+        return _train_classifier(train, out_dir, eval_data, base, config, on_log)
+    finally:
+        torch.set_num_threads(previous_threads)  # no process-wide side effect on later steps
+
+
+def _train_classifier(
+    train: str | Path | LabelledData,
+    out_dir: str | Path,
+    eval_data: str | Path | LabelledData | None,
+    base: str | Path | None,
+    config: TrainConfig | None,
+    on_log: Callable[[str], None] | None,
+) -> TrainResult:
     from transformers import set_seed
 
     cfg = config or TrainConfig()

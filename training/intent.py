@@ -17,6 +17,7 @@ DEFAULTS = TrainConfig(
     max_len=64,
     ngram_branch=True,
     ngram_fit="joint",
+    ngram_idf=True,
     refit_full=True,
 )
 TASK = ClassifierTask(DEFAULTS)

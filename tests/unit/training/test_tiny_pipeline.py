@@ -205,7 +205,15 @@ def test_refit_full_trains_on_every_example_and_keeps_the_holdout_choices(tmp_pa
         threads=1,
     )
     logs: list[str] = []
-    result = train_classifier(train, tmp_path / "m", base="none", config=cfg, on_log=logs.append)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = train_classifier(train, tmp_path / "m", base="none", config=cfg, on_log=logs.append)
+        assert torch.get_num_threads() == 2  # trained on cfg.threads=1, then the caller's count is restored
+    finally:
+        torch.set_num_threads(before)
     model, _, meta = load_checkpoint(result.out_dir)
     recipe = meta["recipe"]
     assert recipe["train_examples"] == 51 and recipe["refit_full"]["examples"] == 60  # 15 % held out first
