@@ -121,6 +121,15 @@ def _compact(text: str) -> str:
     return re.sub(r"[\s\W_]+", "", text)
 
 
+def _kb_question_hit(candidates: list[Candidate], norm: str) -> Candidate | None:
+    """The candidate whose matched knowledge-base question equals the (normalized) message, punctuation and
+    whitespace aside; None when the message is not literally one of the indexed questions."""
+    key = _compact(norm)
+    if not key:
+        return None
+    return next((c for c in candidates if _compact(normalize(c.matched)) == key), None)
+
+
 def _top(candidates: list[Candidate]) -> Candidate | None:
     return max(candidates, key=lambda c: c.fused_score) if candidates else None
 
@@ -263,6 +272,17 @@ class DialogManager:
             return self._result(reply, label, intent.confidence, st, outcome)
         if order_id and label in (None, OUT_OF_SCOPE_INTENT):
             label = "order_status"  # a bare order number: look it up
+        kb_question = _kb_question_hit(outcome.result.candidates, norm)
+        if (
+            label in TASK_INTENTS
+            and not order_id
+            and kb_question is not None
+            and self.answers.intent_for(kb_question.faq_id) not in TASK_INTENTS
+            and not _MY_ORDER.search(norm)
+        ):
+            # the message IS one of the knowledge base's questions (as written there, after normalization):
+            # what the admin wrote wins over a task reading ("买家秀晒图送积分吗" is no order lookup)
+            label = None
         if label == "order_status" or (label in TASK_INTENTS and order_id):
             assert label is not None
             if order_id:

@@ -178,3 +178,29 @@ async def test_a_clear_lead_in_the_band_is_answered_by_the_dialog(
     fake_nlu.thresholds = RetrievalThresholds(answer=1.01, suggest=0.05, answer_margin=0.01)
     again = await dialog.handle(DialogState(), "满多少包邮啊")
     assert again.reply.type is ReplyType.ANSWER and again.reply.faq_id == "faq-025"
+
+
+async def test_a_message_that_is_a_kb_question_beats_a_task_reading(
+    dialog: DialogManager, fake_nlu: FakeNlu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A weak classifier reads a knowledge-base question of a non-task FAQ as order_status: the admin's FAQ
+    answers it. The same reading on a message that is not a KB question still asks for the order number, and
+    a "my order" cue or an order number keeps the task."""
+    from bundle.contracts import IntentResult, LabelScore
+
+    order = IntentResult(
+        label="order_status",
+        confidence=0.97,
+        threshold=0.3,
+        top_k=[LabelScore(label="order_status", confidence=0.97)],
+    )
+    monkeypatch.setattr(fake_nlu, "intent", lambda text: order)
+    kb = await dialog.handle(DialogState(), "满多少包邮？")  # faq-025's standard question (logistics)
+    assert kb.reply.type is ReplyType.ANSWER and kb.reply.faq_id == "faq-025"
+    assert kb.intent == "logistics"
+    other = await dialog.handle(
+        DialogState(), "满多少钱能包邮呢亲"
+    )  # close, but not a KB question as written
+    assert other.reply.type is ReplyType.SLOT_PROMPT
+    mine = await dialog.handle(DialogState(), "我的订单到哪了")
+    assert mine.reply.type is ReplyType.SLOT_PROMPT

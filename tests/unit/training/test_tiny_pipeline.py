@@ -36,21 +36,28 @@ def make_dataset(path, n_per_label: int, seed: int) -> None:
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
 
 
+def tiny_config(layers: int = 1, **overrides) -> TrainConfig:
+    """A seconds-long intent recipe: tiny BERT, short sequences, one thread, no progress bar."""
+    base = {
+        "kind": "intent",
+        "lr": 3e-3,
+        "batch_size": 16,
+        "max_len": 16,
+        "arch": ScratchArch(
+            num_hidden_layers=layers, hidden_size=32, num_attention_heads=2, intermediate_size=64
+        ),
+        "progress": False,
+        "threads": 1,
+    }
+    return TrainConfig(**{**base, **overrides})
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tiny")
     train = tmp / "train.jsonl"
     make_dataset(train, 20, seed=1)
-    cfg = TrainConfig(
-        kind="intent",
-        epochs=25,
-        lr=3e-3,
-        batch_size=16,
-        max_len=16,
-        arch=ScratchArch(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64),
-        progress=False,
-        threads=1,
-    )
+    cfg = tiny_config(layers=2, epochs=25)
     result = train_classifier(train, tmp / "model", base="none", config=cfg, on_log=lambda m: None)
     return tmp, result
 
@@ -109,20 +116,7 @@ def test_tiny_ngram_branch_model_trains_saves_and_reloads(tmp_path):
 
     train = tmp_path / "train.jsonl"
     make_dataset(train, 20, seed=3)
-    cfg = TrainConfig(
-        kind="intent",
-        epochs=10,
-        lr=3e-3,
-        batch_size=16,
-        max_len=16,
-        arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
-        ngram_branch=True,
-        ngram_buckets=4096,
-        ngram_fit="lr",
-        ngram_aux_weight=0.0,
-        progress=False,
-        threads=1,
-    )
+    cfg = tiny_config(epochs=10, ngram_branch=True, ngram_buckets=4096, ngram_fit="lr", ngram_aux_weight=0.0)
     result = train_classifier(train, tmp_path / "m", base="none", config=cfg, on_log=lambda m: None)
     assert is_ngram_checkpoint(result.out_dir)
     model, _, meta = load_checkpoint(result.out_dir)
@@ -191,19 +185,7 @@ def test_refit_full_trains_on_every_example_and_keeps_the_holdout_choices(tmp_pa
 
     train = tmp_path / "train.jsonl"
     make_dataset(train, 20, seed=5)
-    cfg = TrainConfig(
-        kind="intent",
-        epochs=6,
-        lr=3e-3,
-        batch_size=16,
-        max_len=16,
-        arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
-        ngram_branch=True,
-        ngram_buckets=4096,
-        refit_full=True,
-        progress=False,
-        threads=1,
-    )
+    cfg = tiny_config(epochs=6, ngram_branch=True, ngram_buckets=4096, refit_full=True)
     logs: list[str] = []
     import torch
 
@@ -238,16 +220,7 @@ def test_refit_full_is_off_with_an_explicit_eval_file(tmp_path):
     train, ev = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
     make_dataset(train, 12, seed=6)
     make_dataset(ev, 4, seed=7)
-    cfg = TrainConfig(
-        kind="intent",
-        epochs=2,
-        batch_size=16,
-        max_len=16,
-        arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
-        refit_full=True,
-        progress=False,
-        threads=1,
-    )
+    cfg = tiny_config(epochs=2, refit_full=True)
     result = train_classifier(
         train, tmp_path / "m", eval_data=ev, base="none", config=cfg, on_log=lambda m: None
     )
