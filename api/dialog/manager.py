@@ -255,6 +255,14 @@ class DialogManager:
 
         return await self._idle_turn(st, norm, order_id, outcome, label)
 
+    def _is_non_task_kb_question(self, outcome: NluOutcome, norm: str) -> bool:
+        """The message is literally a knowledge-base question of an FAQ that is not a task (order / refund),
+        with no "my order" cue. Only asked when the model reads a task intent, so not on every turn."""
+        if _MY_ORDER.search(norm):
+            return False
+        hit = _kb_question_hit(outcome.result.candidates, norm)
+        return hit is not None and self.answers.intent_for(hit.faq_id) not in TASK_INTENTS
+
     # ---- phases ------------------------------------------------------------------------------------
     async def _idle_turn(
         self, st: DialogState, norm: str, order_id: str | None, outcome: NluOutcome, label: str | None
@@ -272,14 +280,7 @@ class DialogManager:
             return self._result(reply, label, intent.confidence, st, outcome)
         if order_id and label in (None, OUT_OF_SCOPE_INTENT):
             label = "order_status"  # a bare order number: look it up
-        kb_question = _kb_question_hit(outcome.result.candidates, norm)
-        if (
-            label in TASK_INTENTS
-            and not order_id
-            and kb_question is not None
-            and self.answers.intent_for(kb_question.faq_id) not in TASK_INTENTS
-            and not _MY_ORDER.search(norm)
-        ):
+        if label in TASK_INTENTS and not order_id and self._is_non_task_kb_question(outcome, norm):
             # the message IS one of the knowledge base's questions (as written there, after normalization):
             # what the admin wrote wins over a task reading ("买家秀晒图送积分吗" is no order lookup)
             label = None
