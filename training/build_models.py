@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from training.classifier import data_dir, find_pretrained
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "data" / "demo"
 STAMP = ".build_stamp.json"
@@ -83,25 +85,10 @@ class Recipe:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def data_dir() -> Path:
-    env = os.environ.get("XIAOKE_DATA_DIR")
-    return Path(env) if env else REPO / "var"
-
-
-def default_pretrained_dir() -> Path:
-    """Where ``python -m training.pretrain`` writes by default (the other models' ``--base auto``)."""
-    return data_dir() / "pretrained" / "mlm-small"
-
-
-def existing_pretrained() -> Path | None:
-    d = default_pretrained_dir()
-    return d if (d / "config.json").is_file() else None
-
-
 def inputs_hash(recipe: Recipe, pretrain: str) -> tuple[str, dict[str, str]]:
     """sha256 over data files, recipe, code and (with --pretrain auto) the pretrained base in use."""
     parts: dict[str, str] = {}
-    base = existing_pretrained() if pretrain == "auto" else None
+    base = find_pretrained() if pretrain == "auto" else None
     if base is not None:
         for p in sorted(base.iterdir()):
             if p.is_file():
@@ -225,7 +212,7 @@ def build(
     progress = Progress(5 + int(do_pretrain), say)
     say(f"building default models into {store_root} (inputs {digest[:12]}, work dir {work})")
 
-    base: Path | None = existing_pretrained() if pretrain == "auto" else None
+    base: Path | None = find_pretrained() if pretrain == "auto" else None
     if do_pretrain:
         with progress.step("MLM pretraining (training.pretrain)"):
             from training import pretrain as pre

@@ -47,11 +47,17 @@ def default_pretrained_dir() -> Path:
     return data_dir() / PRETRAINED_SUBDIR
 
 
+def find_pretrained() -> Path | None:
+    """The base that ``--base auto`` means: our ``training.pretrain`` checkpoint under
+    ``$XIAOKE_DATA_DIR/pretrained/mlm-small`` if there is one, else ``None`` (from scratch)."""
+    cand = default_pretrained_dir()
+    return cand if (cand / "config.json").is_file() else None
+
+
 def resolve_base(base: str | Path | None) -> Path | None:
-    """``None``/"auto" -> our pretrained checkpoint if one exists, else from scratch; "none" -> scratch."""
+    """``None``/"auto" -> :func:`find_pretrained`; "none" -> from scratch; else a checkpoint directory."""
     if base is None or str(base) == "auto":
-        cand = default_pretrained_dir()
-        return cand if (cand / "config.json").is_file() else None
+        return find_pretrained()
     if str(base).lower() in ("none", "scratch", ""):
         return None
     path = Path(base)

@@ -114,6 +114,13 @@ class XiaokeBertNgramForSequenceClassification(BertPreTrainedModel):
         super()._init_weights(module)
         if module is getattr(self, "ngram", None):
             nn.init.zeros_(module.weight)  # a linear model: start at zero like LR
+        elif module is self:
+            # the model's own parameter/buffers: from_pretrained on a plain BERT checkpoint (--base) allocates
+            # them uninitialised and, not being a submodule's, the parent class never sets them
+            with torch.no_grad():
+                self.ngram_bias.zero_()
+                self.ngram_idf.fill_(1.0)  # type: ignore[operator]
+                self.bert_weight.fill_(1.0)  # type: ignore[operator]
 
     def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         ids = hashed_ngrams(input_ids, attention_mask, self.ngram_buckets, self.ngram_orders)

@@ -48,3 +48,16 @@ def test_whole_word_masking_masks_whole_words_only():
     inputs = batch["input_ids"].numpy()
     chosen = labels != -100
     assert (inputs[chosen] == tok.mask_token_id).mean() > 0.6
+
+
+def test_base_auto_is_our_pretrained_checkpoint_when_there_is_one(tmp_path, monkeypatch):
+    from training import build_models, classifier
+
+    monkeypatch.setenv("XIAOKE_DATA_DIR", str(tmp_path))
+    assert classifier.resolve_base("auto") is None  # none yet: from scratch
+    own = tmp_path / "pretrained" / "mlm-small"
+    own.mkdir(parents=True)
+    (own / "config.json").write_text("{}", encoding="utf-8")
+    assert classifier.resolve_base("auto") == own == classifier.resolve_base(None)
+    assert build_models.find_pretrained() == own  # the build resolves it the same way
+    assert classifier.resolve_base("none") is None
