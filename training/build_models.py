@@ -6,8 +6,8 @@ Steps (each with a wall-clock budget so a fresh 2-core machine finishes in about
    ``$XIAOKE_DATA_DIR/pretrained/mlm-small`` when one exists (``python -m training.pretrain``, run with its own
    budget), else from scratch; ``yes`` runs ``training.pretrain.train`` inside the build first
    (``Recipe.pretrain_minutes``); ``no`` always starts from scratch. Measured here: a pretraining step squeezed
-   into the 15-minute budget on 2 shared cores reached only ~36 MLM steps (loss 8.3) and the intent model built
-   on it did not learn, so the build does not pretrain unless asked to;
+   into the 15-minute budget on 2 shared cores reached only ~36 MLM steps (loss 8.3), so the build does not
+   pretrain unless asked to; a 70-minute run as the base did not move the demo figures (docs/benchmarks.md);
 2. intent classifier (``training.intent.train_full``) on ``data/demo/intents/train.jsonl``;
 3. sentiment classifier (``training.sentiment.train_full``) on ``data/demo/sentiment/train.jsonl``;
 4. sentence embedder (``training.embedder.train_embedder``) on the demo FAQ;
