@@ -9,12 +9,8 @@ import torch
 ort = pytest.importorskip("onnxruntime")
 
 
-def test_export_onnx_parity(tmp_path):
-    from training.ngram_model import (
-        XiaokeBertNgramConfig,
-        XiaokeBertNgramForSequenceClassification,
-        export_onnx,
-    )
+def tiny_ngram_model(num_labels: int, ngram_buckets: int):
+    from training.ngram_model import XiaokeBertNgramConfig, XiaokeBertNgramForSequenceClassification
 
     cfg = XiaokeBertNgramConfig(
         vocab_size=60,
@@ -23,11 +19,17 @@ def test_export_onnx_parity(tmp_path):
         num_attention_heads=2,
         intermediate_size=32,
         max_position_embeddings=32,
-        num_labels=4,
-        ngram_buckets=509,
+        num_labels=num_labels,
+        ngram_buckets=ngram_buckets,
     )
+    return XiaokeBertNgramForSequenceClassification(cfg)
+
+
+def test_export_onnx_parity(tmp_path):
+    from training.ngram_model import export_onnx
+
     torch.manual_seed(0)
-    model = XiaokeBertNgramForSequenceClassification(cfg).eval()
+    model = tiny_ngram_model(4, 509).eval()
     torch.nn.init.normal_(model.ngram.weight)
     with torch.no_grad():
         model.ngram.weight[0].zero_()
@@ -51,3 +53,16 @@ def test_export_onnx_parity(tmp_path):
                 token_type_ids=torch.from_numpy(types),
             ).logits.numpy()
         assert np.abs(got - want).max() < 1e-4
+
+
+def test_ngram_model_initialises_its_own_parameter_and_buffers():
+    """from_pretrained(plain BERT) allocates ngram_bias / ngram_idf / bert_weight uninitialised (seen: 4.5e30
+    in the bias) and calls _init_weights on the model itself for them."""
+    model = tiny_ngram_model(3, 64)
+    with torch.no_grad():
+        model.ngram_bias.fill_(float("nan"))
+        model.ngram_idf.fill_(4.5e30)
+        model.bert_weight.fill_(float("nan"))
+    model._init_weights(model)
+    assert bool((model.ngram_bias == 0).all()) and bool((model.ngram_idf == 1).all())
+    assert float(model.bert_weight) == 1.0

@@ -181,32 +181,6 @@ def test_fine_tunes_a_local_base_checkpoint_with_its_own_tokenizer(tmp_path):
     assert bool((model.ngram_idf == 1.0).all())
 
 
-def test_ngram_model_initialises_its_own_parameter_and_buffers():
-    """from_pretrained(plain BERT) allocates ngram_bias / ngram_idf / bert_weight uninitialised (seen: 4.5e30
-    in the bias) and calls _init_weights on the model itself for them."""
-    import torch
-
-    from training.ngram_model import XiaokeBertNgramConfig, XiaokeBertNgramForSequenceClassification
-
-    cfg = XiaokeBertNgramConfig(
-        vocab_size=20,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        ngram_buckets=64,
-    )
-    model = XiaokeBertNgramForSequenceClassification(cfg)
-    with torch.no_grad():
-        model.ngram_bias.fill_(float("nan"))
-        model.ngram_idf.fill_(4.5e30)
-        model.bert_weight.fill_(float("nan"))
-    model._init_weights(model)
-    assert bool((model.ngram_bias == 0).all()) and bool((model.ngram_idf == 1).all())
-    assert float(model.bert_weight) == 1.0
-
-
 def test_refit_full_trains_on_every_example_and_keeps_the_holdout_choices(tmp_path):
     """refit_full: metrics, thresholds and the BERT/n-gram mix come from the first model's holdout; the saved
     model is a second one trained on the whole file with that mix folded in."""
