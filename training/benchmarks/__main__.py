@@ -48,6 +48,7 @@ def _retrieval_all(datasets: Path, args: argparse.Namespace, say) -> dict[str, A
                 epochs=args.embedder_epochs,
                 max_pairs=args.max_pairs,
                 max_minutes=args.embedder_minutes,
+                cosent_weight=args.embedder_cosent_weight,
                 max_len=32,
             )
             res = train_embedder(
@@ -168,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--max-pairs", type=int, default=12000, help="cap on embedder training pairs per dataset")
     a.add_argument("--embedder-minutes", type=float, default=5.0, help="training budget per embedder")
     a.add_argument("--embedder-epochs", type=float, default=1.0)
+    a.add_argument(
+        "--embedder-cosent-weight",
+        type=float,
+        default=0.0,
+        help="CoSENT term on the other files' labelled rows (training.embedder --cosent-weight)",
+    )
     a.add_argument("--classifier-minutes", type=float, default=2.0, help="training budget per classifier fit")
     a.add_argument(
         "--max-queries", type=int, default=None, help="sample queries per pair file (default: all)"

@@ -30,6 +30,7 @@ def toy_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         batch_size=16,
         max_len=24,
         threads=1,
+        cosent_weight=1.0,
         arch=ScratchArch(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64),
     )
     res = train_embedder(
@@ -46,6 +47,8 @@ def test_checkpoint_layout_and_meta(toy_embedder: Path) -> None:
     assert 0.3 <= t["suggest"] <= t["answer"] <= 0.99
     assert meta["metrics"]["train_pairs"] > 40 and meta["metrics"]["steps"] >= 1
     assert meta["training_data"]["pair_files"][0]["positives"] == 1
+    assert meta["metrics"]["train_labelled_rows"] == 2  # the CoSENT term saw the label-0 row too
+    assert "CoSENT" in meta["recipe"]["loss"]
     assert meta["metrics"]["faq_val_hybrid"]["n"] == 40
     held = sum(len(e.heldout) for e in load_faq(toy_embedder.parent / "faq.jsonl"))
     assert meta["metrics"]["faq_heldout_hybrid"]["n"] == held

@@ -14,6 +14,7 @@ from training.embedder import (
     Pair,
     PairFileError,
     calibrate_retrieval_thresholds,
+    labeled_rows,
     load_faq,
     load_pair_file,
     no_duplicate_batches,
@@ -109,6 +110,31 @@ def test_ranking_loss_prefers_aligned_pairs() -> None:
     asym = ranking_loss(a, a.roll(1, 0), 20.0, False)
     sym = ranking_loss(a, a.roll(1, 0), 20.0, True)
     assert float(sym) > 0 and float(asym) > 0
+
+
+def test_cosent_loss_ranks_positive_pairs_above_negative_ones() -> None:
+    torch = pytest.importorskip("torch")
+    from training.embedder import cosent_loss
+
+    u = torch.nn.functional.normalize(torch.randn(6, 16), dim=-1)
+    labels = torch.tensor([1, 1, 1, 0, 0, 0])
+    good = torch.cat([u[:3], -u[3:]])  # positives cos 1, negatives cos -1
+    bad = torch.cat([-u[:3], u[3:]])  # the reverse
+    assert float(cosent_loss(u, good, labels, 20.0)) < 1e-6
+    assert float(cosent_loss(u, bad, labels, 20.0)) > 30.0
+    # exact value on one positive (cos c1) and one negative (cos c0): log(1 + exp(s * (c0 - c1)))
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[0.6, 0.8], [0.8, 0.6]])
+    got = float(cosent_loss(a, b, torch.tensor([1, 0]), 5.0))
+    assert got == pytest.approx(float(np.log1p(np.exp(5.0 * (0.8 - 0.6)))), rel=1e-5)
+    # one label only: nothing to rank, no loss
+    assert float(cosent_loss(u, bad, torch.ones(6, dtype=torch.long), 20.0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_labeled_rows_keep_both_labels_and_drop_blank_sentences() -> None:
+    rows = [("a", "b", 1), ("c", "d", 0), ("  ", "e", 1), ("f", "", 0)]
+    assert labeled_rows(rows) == [("a", "b", 1), ("c", "d", 0)]
+    assert [(p.anchor, p.positive) for p in positive_pairs(rows, "x")] == [("a", "b")]
 
 
 def test_calibrate_thresholds_separates_good_from_out_of_scope() -> None:
