@@ -101,5 +101,9 @@ def test_gate_floor_regression_and_first_publish(tmp_path: Path) -> None:
     assert "worse than LIVE v1" in (bm.gate(store, worse) or "")
     assert bm.gate(store, worse, allow_regression=True) is None
     assert bm.gate(store, _manifest(BundleKind.INTENT, "v2", {"accuracy": 0.94})) is None  # within tolerance
+    # trained on other data: its validation split is another set, so only the floor applies
+    other_data = worse.model_copy(update={"training_data_sha256": "f" * 64})
+    assert bm.gate(store, other_data) is None
+    assert "floor" in (bm.gate(store, low.model_copy(update={"training_data_sha256": "f" * 64})) or "")
     emb = _manifest(BundleKind.EMBEDDER, "v2", {"faq_val_hybrid": {"recall_at_1": 0.7}})
     assert bm.quality_of(emb) == 0.7 and bm.gate(store, emb) is None
