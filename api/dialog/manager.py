@@ -10,7 +10,9 @@ Phases (see ``api.dialog.state.Phase``):
   (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer (or in the middle band with a
   clear lead of ``answer_margin`` over the next FAQ, see :func:`answer_level`) → ``answer``, middle band →
   ``suggest`` (up to 3 "您是不是想问"), low → short follow-ups re-queried with the previous question, then
-  ``fallback`` for out-of-scope or ``clarify`` (the second consecutive miss offers a human).
+  ``fallback`` for out-of-scope (unless the knowledge base matches at answer level: a bare keyword such as
+  "包邮" then gets suggestions whatever the classifier read) or ``clarify`` (the second consecutive miss offers
+  a human).
 * AWAIT_ORDER_ID -- a task intent is waiting for a 13-digit order number; the slot survives turns until
   filled, abandoned for another confident intent, or a human is requested.
 * HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off.
@@ -314,14 +316,18 @@ class DialogManager:
             # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
             return self._ask_order(st, label, outcome)
 
-        if top is not None and answer_level(used_outcome.result.candidates, thresholds) and not bare_keyword:
+        kb_answerable = top is not None and answer_level(used_outcome.result.candidates, thresholds)
+        if kb_answerable and not bare_keyword:
+            assert top is not None
             answer = self.answers.answer_for(top.faq_id)
             if answer is not None:
                 reported = label or self.answers.intent_for(top.faq_id)
                 confidence = used_outcome.result.intent.confidence
                 return self._answer(st, top.faq_id, answer, used_query, reported, confidence, used_outcome)
 
-        if label == OUT_OF_SCOPE_INTENT:
+        if label == OUT_OF_SCOPE_INTENT and not kb_answerable:
+            # an answer-level knowledge-base match says the message is in scope, whatever the classifier
+            # read: longer messages are answered above, a bare keyword ("包邮") gets the suggestions below
             st.misses, st.phase = 0, Phase.IDLE
             reply = Reply(ReplyType.FALLBACK, self.templates.text("dialog:fallback"))
             return self._result(reply, label, intent.confidence, st, outcome)

@@ -180,6 +180,25 @@ async def test_a_clear_lead_in_the_band_is_answered_by_the_dialog(
     assert again.reply.type is ReplyType.ANSWER and again.reply.faq_id == "faq-025"
 
 
+async def test_a_bare_keyword_with_an_answer_level_match_is_in_scope_whatever_the_classifier_says(
+    dialog: DialogManager, fake_nlu: FakeNlu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A weak classifier reads "包邮" as out of scope (seen with a tiny model): the knowledge base matches it at
+    answer level, so it gets the suggestions a bare keyword gets (too little to answer outright), not the
+    out-of-scope fallback. Without such a match, out of scope still falls back."""
+    from bundle.contracts import IntentResult, LabelScore
+
+    other = IntentResult(
+        label="other", confidence=0.9, threshold=0.3, top_k=[LabelScore(label="other", confidence=0.9)]
+    )
+    monkeypatch.setattr(fake_nlu, "intent", lambda text: other)
+    fake_nlu.thresholds = RetrievalThresholds(answer=0.05, suggest=0.01)  # every match is answer level
+    bare = await dialog.handle(DialogState(), "包邮")
+    assert bare.reply.type is ReplyType.SUGGEST and bare.reply.suggestions
+    fake_nlu.thresholds = RetrievalThresholds(answer=1.01, suggest=0.01)  # a match, but not answer level
+    assert (await dialog.handle(DialogState(), "包邮")).reply.type is ReplyType.FALLBACK
+
+
 async def test_a_message_that_is_a_kb_question_beats_a_task_reading(
     dialog: DialogManager, fake_nlu: FakeNlu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
