@@ -317,8 +317,7 @@ class DialogManager:
             return self._ask_order(st, label, outcome)
 
         kb_answerable = top is not None and answer_level(used_outcome.result.candidates, thresholds)
-        if kb_answerable and not bare_keyword:
-            assert top is not None
+        if top is not None and kb_answerable and not bare_keyword:
             answer = self.answers.answer_for(top.faq_id)
             if answer is not None:
                 reported = label or self.answers.intent_for(top.faq_id)
