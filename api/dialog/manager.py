@@ -66,6 +66,8 @@ _CANCEL = re.compile(r"^(算了|不用了|不查了|不要了|取消|不需要�
 _MAX_CONTEXT_CHARS = 120
 # Elliptical follow-ups lean on the previous question: "那运费呢？", "偏远地区呢", "还有呢".
 _ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
+# An order word keeps a follow-up's task reading: "那我的订单呢" is about the visitor's own order.
+_ORDER_NOUN = re.compile(r"订单|单号|包裹|快递|物流|发货|到货")
 # A question about how something works (FAQ) rather than a request to act on one's own order.
 _INTERROGATIVE = re.compile(
     r"怎么|怎样|如何|吗|么|多久|多少|几天|谁|哪|什么|为啥|为什么|能不能|可不可以|是否|\?"
@@ -286,30 +288,32 @@ class DialogManager:
             # the message IS one of the knowledge base's questions (as written there, after normalization):
             # what the admin wrote wins over a task reading ("买家秀晒图送积分吗" is no order lookup)
             label = None
+        thresholds = outcome.thresholds
+        top = _top(outcome.result.candidates)
+        used_outcome, used_query = outcome, norm
+        compact = _compact(norm)
+        previous = st.last_question or ""
+        follow_up = bool(previous) and 0 < len(compact) <= self.config.follow_up_max_chars
+        elliptical = follow_up and bool(_ELLIPTICAL.search(compact))
+        resolved = False
+        if elliptical and label in TASK_INTENTS and not order_id and not _ORDER_NOUN.search(norm):
+            # "退货怎么退" → "那运费呢？": a weak model may read the fragment alone as a task (an order lookup);
+            # an elliptical follow-up without an order word continues the previous question instead, when
+            # that reading is usable (else the task reading stands).
+            resolved, used_outcome, used_query, top, label = await self._follow_up(
+                previous, norm, outcome, top, label, elliptical=True
+            )
         if label == "order_status" or (label in TASK_INTENTS and order_id):
             assert label is not None
             if order_id:
                 return await self._fill_order(st, label, order_id, outcome)
             return self._ask_order(st, label, outcome)
 
-        thresholds = outcome.thresholds
-        top = _top(outcome.result.candidates)
-        used_outcome, used_query = outcome, norm
-        compact = _compact(norm)
-        if st.last_question and 0 < len(compact) <= self.config.follow_up_max_chars:
-            elliptical = bool(_ELLIPTICAL.search(compact))
-            if elliptical or not answer_level(outcome.result.candidates, thresholds):
-                ctx = await self._context_query(st.last_question, norm)
-                ctx_top = _top(ctx.result.candidates) if ctx else None
-                if ctx is not None and ctx_top is not None:
-                    # An elliptical follow-up takes the context reading whenever it is usable at all;
-                    # otherwise the context reading must beat the standalone one.
-                    better = top is None or ctx_top.fused_score > top.fused_score
-                    if (elliptical and ctx_top.fused_score >= thresholds.suggest) or better:
-                        used_outcome, used_query, top = ctx, f"{st.last_question} {norm}", ctx_top
-                        ctx_intent = ctx.result.intent
-                        if ctx_intent.confidence >= ctx_intent.threshold:
-                            label = ctx_intent.label
+        standalone_answers = answer_level(outcome.result.candidates, thresholds)
+        if follow_up and not resolved and (elliptical or not standalone_answers):
+            _, used_outcome, used_query, top, label = await self._follow_up(
+                previous, norm, outcome, top, label, elliptical=elliptical
+            )
         bare_keyword = used_query == norm and len(compact) <= self.config.bare_keyword_max_chars
 
         if label == "refund_return" and not _INTERROGATIVE.search(norm) and used_query == norm:
@@ -363,6 +367,34 @@ class DialogManager:
             st.phase = Phase.IDLE
             reply = Reply(ReplyType.CLARIFY, self.templates.text("dialog:clarify"))
         return self._result(reply, label, intent.confidence, st, outcome)
+
+    async def _follow_up(
+        self,
+        previous: str,
+        norm: str,
+        outcome: NluOutcome,
+        top: Candidate | None,
+        label: str | None,
+        *,
+        elliptical: bool,
+    ) -> tuple[bool, NluOutcome, str, Candidate | None, str | None]:
+        """Re-read a short follow-up together with the previous question.
+
+        -> (taken, outcome, query, top candidate, label): the context reading when it is taken, else the
+        standalone one unchanged. An elliptical follow-up takes the context reading whenever it is usable
+        at all (a candidate at the suggest level); otherwise the context reading must beat the standalone
+        one. The label becomes the context reading's intent when that is confident."""
+        ctx = await self._context_query(previous, norm)
+        ctx_top = _top(ctx.result.candidates) if ctx else None
+        if ctx is None or ctx_top is None:
+            return False, outcome, norm, top, label
+        better = top is None or ctx_top.fused_score > top.fused_score
+        if not ((elliptical and ctx_top.fused_score >= outcome.thresholds.suggest) or better):
+            return False, outcome, norm, top, label
+        ctx_intent = ctx.result.intent
+        if ctx_intent.confidence >= ctx_intent.threshold:
+            label = ctx_intent.label
+        return True, ctx, f"{previous} {norm}", ctx_top, label
 
     async def _context_query(self, previous: str, norm: str) -> NluOutcome | None:
         combined = f"{previous} {norm}"[-_MAX_CONTEXT_CHARS:]

@@ -103,6 +103,8 @@ class FakeNlu:
         self.requests: list[dict[str, Any]] = []  # recorded bodies + headers (tests assert batching / ids)
         self.fail_with: int | None = None
         self.delay_s: float = 0.0
+        # normalized text -> label: a weak model's misreading of that exact text (dialog tests)
+        self.misread: dict[str, str] = {}
         # index management (admin console tests): version -> IndexInfo, and the built entries
         self.indexes: dict[str, IndexInfo] = {}
         self.index_entries: dict[str, list[KbEntry]] = {}
@@ -111,7 +113,7 @@ class FakeNlu:
     # ---- rules --------------------------------------------------------------------------------------
     def intent(self, text: str) -> IntentResult:
         norm = normalize(text)
-        for label, pattern in INTENT_RULES:
+        for label, pattern in [(y, f"^{re.escape(t)}$") for t, y in self.misread.items()] + INTENT_RULES:
             if re.search(pattern, norm):
                 conf = 0.95
                 return IntentResult(

@@ -223,3 +223,24 @@ async def test_a_message_that_is_a_kb_question_beats_a_task_reading(
     assert other.reply.type is ReplyType.SLOT_PROMPT
     mine = await dialog.handle(DialogState(), "我的订单到哪了")
     assert mine.reply.type is ReplyType.SLOT_PROMPT
+
+
+async def test_elliptical_follow_up_read_as_a_task_continues_the_previous_question(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    # a weak model reads the fragment alone as an order lookup (seen with the real models: "那运费呢？" after
+    # "退货怎么退" asked for an order number); in context it is the return-shipping question
+    fake_nlu.misread["那运费呢?"] = "order_status"
+    s = (await dialog.handle(DialogState(), "退货怎么退")).state
+    r = await dialog.handle(s, "那运费呢？")
+    assert r.reply.type is ReplyType.ANSWER and r.intent == "refund_return", (r.reply.type, r.intent)
+    assert r.state.phase is Phase.IDLE
+
+
+async def test_follow_up_naming_an_order_keeps_the_task_reading(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    fake_nlu.misread["那我的订单呢?"] = "order_status"
+    s = (await dialog.handle(DialogState(), "退货怎么退")).state
+    r = await dialog.handle(s, "那我的订单呢？")
+    assert r.reply.type is ReplyType.SLOT_PROMPT and r.state.phase is Phase.AWAIT_ORDER_ID
