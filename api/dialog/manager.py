@@ -66,6 +66,11 @@ _CANCEL = re.compile(r"^(算了|不用了|不查了|不要了|取消|不需要�
 _MAX_CONTEXT_CHARS = 120
 # Elliptical follow-ups lean on the previous question: "那运费呢？", "偏远地区呢", "还有呢".
 _ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
+# A message made only of pointers, fillers and particles ("那个东西", "就是那个", "嗯嗯") has no content to
+# answer from: the visitor is asked to say more instead of being shown matches on "那个" or "东西".
+_CONTENT_FREE = re.compile(
+    r"(?:那|这|哪|个|些|样|种|就|是|东西|啥|嗯|呃|额|啊|哦|噢|吧|呢|嘛|吗|么|的|了|呀|哈|它)+"
+)
 # An order word keeps a follow-up's task reading: "那我的订单呢" is about the visitor's own order.
 _ORDER_NOUN = re.compile(r"订单|单号|包裹|快递|物流|发货|到货")
 # A question about how something works (FAQ) rather than a request to act on one's own order.
@@ -273,6 +278,9 @@ class DialogManager:
     ) -> TurnResult:
         intent = outcome.result.intent
         sentiment = outcome.result.sentiment
+        if _CONTENT_FREE.fullmatch(_compact(norm)):
+            # "那个东西", "就是那个": nothing to look up; any intent or knowledge-base match would be noise
+            return self._clarify(st, None, intent.confidence, outcome)
         if label not in TASK_INTENTS and label != COMPLAINT_INTENT and _MY_ORDER.search(norm):
             label = "order_status"  # "我的订单到哪了": ask for the order number whatever a weak model says
         if label == COMPLAINT_INTENT:
@@ -355,6 +363,13 @@ class DialogManager:
             reported = label or self.answers.intent_for(top.faq_id)
             return self._result(reply, reported, used_outcome.result.intent.confidence, st, used_outcome)
 
+        return self._clarify(st, label, intent.confidence, outcome)
+
+    def _clarify(
+        self, st: DialogState, label: str | None, confidence: float, outcome: NluOutcome
+    ) -> TurnResult:
+        """Nothing to answer or suggest: ask the visitor to say more; from the second miss in a row on, offer
+        a human as well."""
         st.misses += 1
         if st.misses >= self.config.clarify_offer_after:
             st.phase = Phase.HANDOFF_OFFERED
@@ -366,7 +381,7 @@ class DialogManager:
         else:
             st.phase = Phase.IDLE
             reply = Reply(ReplyType.CLARIFY, self.templates.text("dialog:clarify"))
-        return self._result(reply, label, intent.confidence, st, outcome)
+        return self._result(reply, label, confidence, st, outcome)
 
     async def _follow_up(
         self,

@@ -244,3 +244,17 @@ async def test_follow_up_naming_an_order_keeps_the_task_reading(
     s = (await dialog.handle(DialogState(), "退货怎么退")).state
     r = await dialog.handle(s, "那我的订单呢？")
     assert r.reply.type is ReplyType.SLOT_PROMPT and r.state.phase is Phase.AWAIT_ORDER_ID
+
+
+async def test_content_free_message_is_clarified_whatever_the_model_reads(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    # a weak model read "那个东西" as a complaint and offered a human (seen with the real models); a message of
+    # pointers and fillers has nothing to act on: ask for more, and offer a human only on the second miss
+    fake_nlu.misread["那个东西"] = "complaint"
+    fake_nlu.misread["就是那个"] = "order_status"
+    r = await dialog.handle(DialogState(), "那个东西")
+    assert r.reply.type is ReplyType.CLARIFY and r.intent is None and r.reply.quick_replies == []
+    r = await dialog.handle(r.state, "就是那个")
+    assert r.reply.type is ReplyType.CLARIFY and r.reply.quick_replies == ["转人工"]
+    assert r.state.phase is Phase.HANDOFF_OFFERED
