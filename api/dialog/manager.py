@@ -69,7 +69,7 @@ _ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
 # A message made only of pointers, fillers and particles ("那个东西", "就是那个", "嗯嗯") has no content to
 # answer from: the visitor is asked to say more instead of being shown matches on "那个" or "东西".
 _CONTENT_FREE = re.compile(
-    r"(?:那|这|哪|个|些|样|种|就|是|东西|啥|嗯|呃|额|啊|哦|噢|吧|呢|嘛|吗|么|的|了|呀|哈|它)+"
+    r"(?:那|这|哪|个|些|样|种|就|是|东西|啥|嗯|呃|额|啊|哦|噢|吧|呢|嘛|吗|么|的|了|呀|它)+"
 )
 # An order word keeps a follow-up's task reading: "那我的订单呢" is about the visitor's own order.
 _ORDER_NOUN = re.compile(r"订单|单号|包裹|快递|物流|发货|到货")
