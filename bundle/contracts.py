@@ -54,6 +54,8 @@ class RetrievalThresholds(BaseModel):
     suggest: float  # suggest <= fused_score < answer -> "您是不是想问"
     # top FAQ in the suggest band whose fused score leads the best other FAQ's by >= this -> answer too
     answer_margin: float | None = None
+    # top FAQ at >= this whose intent is the one the intent classifier read (confidently) -> answer too
+    answer_agree: float | None = None
 
 
 class NluResult(BaseModel):

@@ -44,7 +44,9 @@ class Thresholds(BaseModel):
 
     Classifiers: `per_label` minimum confidence to accept a label (calibrated on the eval split).
     Embedders: `answer` / `suggest` bands on the fused retrieval score, and `answer_margin`: a top FAQ in the
-    suggest band is also answered when its fused score leads the best other FAQ's by at least this much.
+    suggest band is also answered when its fused score leads the best other FAQ's by at least this much;
+    `answer_agree`: a top FAQ scoring at least this is also answered when its intent is the one the intent
+    classifier read with confidence (two independent models agree).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -54,6 +56,7 @@ class Thresholds(BaseModel):
     answer: float | None = None
     suggest: float | None = None
     answer_margin: float | None = None
+    answer_agree: float | None = None
 
     def for_label(self, label: str) -> float:
         return self.per_label.get(label, self.default)

@@ -366,6 +366,7 @@ class NluIngress:
             answer=emb.answer_threshold if emb.answer_threshold is not None else DEFAULT_ANSWER,
             suggest=emb.suggest_threshold if emb.suggest_threshold is not None else DEFAULT_SUGGEST,
             answer_margin=emb.answer_margin,
+            answer_agree=emb.answer_agree,
         )
         search: SearchReply = await self._call(
             "retriever", "search", emb.texts, emb.outputs, top_k, emb.version

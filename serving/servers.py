@@ -64,6 +64,7 @@ class ModelReply:
     answer_threshold: float | None = None
     suggest_threshold: float | None = None
     answer_margin: float | None = None
+    answer_agree: float | None = None
     batch_rows: int = 0
     queue_s: float = 0.0
     infer_s: float = 0.0
@@ -193,6 +194,7 @@ class ModelServer:
                     answer_threshold=m.thresholds.answer,
                     suggest_threshold=m.thresholds.suggest,
                     answer_margin=m.thresholds.answer_margin,
+                    answer_agree=m.thresholds.answer_agree,
                     batch_rows=len(texts),
                     queue_s=max(0.0, started - j.enqueued),
                     infer_s=stats.tokenize_s + stats.infer_s,

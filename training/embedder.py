@@ -399,6 +399,7 @@ def retrieval_eval(
         "_top_scores": [c[0].fused_score if c else 0.0 for c in results],
         "_gaps": [_lead(c) for c in results],
         "_ranks": ranks,
+        "_top_ids": [c[0].faq_id if c else None for c in results],
     }
 
 
@@ -430,7 +431,10 @@ THRESHOLD_RULE = (
     f"{ANSWER_PRECISION} over queries scoring >= t (out-of-scope count as wrong); suggest = lowest t <= answer with "
     f"top-3 hit rate >= {SUGGEST_PRECISION} over queries scoring >= t; both clipped to [{THRESHOLD_FLOOR}, 0.99]; "
     f"answer_margin = lowest m such that answering (score >= answer) or (score >= suggest and lead over the next "
-    f"FAQ >= m) keeps top-1 precision >= {ANSWER_PRECISION} over everything answered (none when no m does)"
+    f"FAQ >= m) keeps top-1 precision >= {ANSWER_PRECISION} over everything answered (none when no m does); "
+    f"answer_agree = lowest t >= suggest such that also answering a top FAQ scoring >= t whose intent is the "
+    f"query's own (the FAQ's intent for a validation query, none for an out-of-scope one: the intent classifier "
+    f"assumed right) keeps top-1 precision >= {ANSWER_PRECISION} over everything answered (none when no t does)"
 )
 
 
@@ -440,9 +444,11 @@ def calibrate_retrieval_thresholds(
     oos_scores: Sequence[float],
     val_gaps: Sequence[float] | None = None,
     oos_gaps: Sequence[float] | None = None,
+    val_agree: Sequence[bool] | None = None,
 ) -> dict[str, Any]:
     """``answer`` / ``suggest`` bands on the top-1 fused score and, when the leads over the next FAQ are given,
-    ``answer_margin`` (see THRESHOLD_RULE). Out-of-scope queries count as wrong answers."""
+    ``answer_margin``; when ``val_agree`` (the top FAQ's intent is the validation query's own) is given too,
+    ``answer_agree`` (see THRESHOLD_RULE). Out-of-scope queries count as wrong answers and never agree."""
     scores = np.array([*val_scores, *oos_scores], dtype=np.float64)
     ranks = np.array([*val_ranks, *([0] * len(oos_scores))])
     if len(scores) == 0:
@@ -457,8 +463,27 @@ def calibrate_retrieval_thresholds(
     out: dict[str, Any] = {"answer": answer, "suggest": suggest, "rule": THRESHOLD_RULE}
     if val_gaps is not None and oos_gaps is not None:
         gaps = np.array([*val_gaps, *oos_gaps], dtype=np.float64)
-        out["answer_margin"] = _answer_margin(scores, gaps, ranks == 1, answer, suggest)
+        margin = _answer_margin(scores, gaps, ranks == 1, answer, suggest)
+        out["answer_margin"] = margin
+        if val_agree is not None:
+            agree = np.array([*val_agree, *([False] * len(oos_scores))], dtype=bool)
+            answered = scores >= answer
+            if margin is not None:
+                answered |= (scores >= suggest) & (gaps >= margin)
+            out["answer_agree"] = _answer_agree(scores, agree, ranks == 1, answered, suggest)
     return out
+
+
+def _answer_agree(
+    scores: np.ndarray, agree: np.ndarray, ok: np.ndarray, answered: np.ndarray, suggest: float
+) -> float | None:
+    """Lowest level t >= suggest for which everything answered (``answered``, plus agreeing queries scoring
+    >= t) keeps top-1 precision >= ANSWER_PRECISION; None when no t in the band does."""
+    extra = agree & ~answered & (scores >= suggest)
+    for t in np.unique(scores[extra]):  # ascending: the first that holds is the lowest
+        if ok[answered | (extra & (scores >= t))].mean() >= ANSWER_PRECISION:
+            return round(float(t), 4)
+    return None
 
 
 def _answer_margin(
@@ -673,8 +698,18 @@ def train_embedder(
         oos = [normalize(q, norm) for q in out_of_scope_queries()]
         oos_hits = calib.search(oos, encoder.encode(oos), top_k=2) if oos else []
         oos_scores = [c[0].fused_score if c else 0.0 for c in oos_hits]
+        intent_of = {e.faq_id: e.intent for e in entries}
+        val_agree = [
+            top is not None and bool(intent_of.get(gold)) and intent_of.get(top) == intent_of.get(gold)
+            for (_, gold), top in zip(split.val_queries, val["_top_ids"], strict=True)
+        ]
         thresholds = calibrate_retrieval_thresholds(
-            val["_top_scores"], val["_ranks"], oos_scores, val["_gaps"], [_lead(c) for c in oos_hits]
+            val["_top_scores"],
+            val["_ranks"],
+            oos_scores,
+            val["_gaps"],
+            [_lead(c) for c in oos_hits],
+            val_agree,
         )
         metrics["faq_val_hybrid"] = {k: v for k, v in val.items() if not k.startswith("_")}
         metrics["out_of_scope_top1_fused_p90"] = float(np.percentile(oos_scores, 90)) if oos_scores else None
@@ -686,7 +721,7 @@ def train_embedder(
         say(
             f"[embedder] FAQ val hybrid r@1={val['recall_at_1']:.3f} heldout hybrid r@1={test.get('recall_at_1', 0):.3f} "
             f"thresholds answer={thresholds['answer']} suggest={thresholds['suggest']} "
-            f"answer_margin={thresholds.get('answer_margin')}"
+            f"answer_margin={thresholds.get('answer_margin')} answer_agree={thresholds.get('answer_agree')}"
         )
 
     out = Path(out_dir)

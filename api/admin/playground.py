@@ -48,12 +48,16 @@ async def run(services: Services, message: str) -> PlaygroundOut:
             "answer": outcome.thresholds.answer,
             "suggest": outcome.thresholds.suggest,
             "intent": nlu.intent.threshold,
-            # a clear lead over the next FAQ also answers (api.dialog.manager.answer_level); absent: not calibrated
-            **(
-                {"answer_margin": outcome.thresholds.answer_margin}
-                if outcome.thresholds.answer_margin is not None
-                else {}
-            ),
+            # a clear lead over the next FAQ, or intent agreement at answer_agree, also answers
+            # (api.dialog.manager.answer_level); absent: not calibrated for this embedder
+            **{
+                k: v
+                for k, v in (
+                    ("answer_margin", outcome.thresholds.answer_margin),
+                    ("answer_agree", outcome.thresholds.answer_agree),
+                )
+                if v is not None
+            },
         },
         reply=ReplyOut(
             type=reply.type.value,

@@ -8,7 +8,8 @@ Phases (see ``api.dialog.state.Phase``):
   unless an answer-level FAQ match exists that is not itself the "how to reach a human" FAQ ("人工客服的工作时间
   是什么时候？" is a question to answer); complaint (or strong negative sentiment without an answer) → offer a human; small talk intents → templates; task intents
   (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer (or in the middle band with a
-  clear lead of ``answer_margin`` over the next FAQ, see :func:`answer_level`) → ``answer``, middle band →
+  clear lead of ``answer_margin`` over the next FAQ, or at ``answer_agree`` with the FAQ's intent the one the
+  classifier read, see :func:`answer_level`) → ``answer``, middle band →
   ``suggest`` (up to 3 "您是不是想问"), low → short follow-ups re-queried with the previous question, then
   ``fallback`` for out-of-scope (unless the knowledge base matches at answer level: a bare keyword such as
   "包邮" then gets suggestions whatever the classifier read) or ``clarify`` (the second consecutive miss offers
@@ -143,15 +144,20 @@ def _top(candidates: list[Candidate]) -> Candidate | None:
     return max(candidates, key=lambda c: c.fused_score) if candidates else None
 
 
-def answer_level(candidates: list[Candidate], thresholds: RetrievalThresholds) -> bool:
-    """True when the top FAQ is good enough to answer directly: its fused score reaches ``answer``, or it is in
-    the suggest band and leads the best *other* FAQ by at least ``answer_margin`` (both calibrated on the
-    embedder's validation queries; a clear winner is answered even when the score scale of a new embedder
-    runs low)."""
+def answer_level(
+    candidates: list[Candidate], thresholds: RetrievalThresholds, *, intent_agrees: bool = False
+) -> bool:
+    """True when the top FAQ is good enough to answer directly: its fused score reaches ``answer``; or it
+    reaches ``answer_agree`` and ``intent_agrees`` (its intent is the one the intent classifier read with
+    confidence: two independent models agree); or it is in the suggest band and leads the best *other* FAQ by
+    at least ``answer_margin``. All three are calibrated on the embedder's validation queries (a clear
+    winner is answered even when the score scale of a new embedder runs low)."""
     top = _top(candidates)
     if top is None:
         return False
     if top.fused_score >= thresholds.answer:
+        return True
+    if intent_agrees and thresholds.answer_agree is not None and top.fused_score >= thresholds.answer_agree:
         return True
     if thresholds.answer_margin is None or top.fused_score < thresholds.suggest:
         return False
@@ -264,6 +270,18 @@ class DialogManager:
 
         return await self._idle_turn(st, norm, order_id, outcome, label)
 
+    def _answerable(self, outcome: NluOutcome) -> bool:
+        """:func:`answer_level` of the outcome's candidates, with the outcome's own confident intent reading
+        as the agreement signal (the top FAQ's intent in the knowledge base equals it)."""
+        candidates, intent = outcome.result.candidates, outcome.result.intent
+        top = _top(candidates)
+        agrees = (
+            top is not None
+            and intent.confidence >= intent.threshold
+            and self.answers.intent_for(top.faq_id) == intent.label
+        )
+        return answer_level(candidates, outcome.thresholds, intent_agrees=agrees)
+
     def _is_non_task_kb_question(self, outcome: NluOutcome, norm: str) -> bool:
         """The message is literally a knowledge-base question of an FAQ that is not a task (order / refund),
         with no "my order" cue. Only asked when the model reads a task intent, so not on every turn."""
@@ -317,7 +335,7 @@ class DialogManager:
                 return await self._fill_order(st, label, order_id, outcome)
             return self._ask_order(st, label, outcome)
 
-        standalone_answers = answer_level(outcome.result.candidates, thresholds)
+        standalone_answers = self._answerable(outcome)
         if follow_up and not resolved and (elliptical or not standalone_answers):
             _, used_outcome, used_query, top, label = await self._follow_up(
                 previous, norm, outcome, top, label, elliptical=elliptical
@@ -328,7 +346,7 @@ class DialogManager:
             # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
             return self._ask_order(st, label, outcome)
 
-        kb_answerable = top is not None and answer_level(used_outcome.result.candidates, thresholds)
+        kb_answerable = top is not None and self._answerable(used_outcome)
         if top is not None and kb_answerable and not bare_keyword:
             answer = self.answers.answer_for(top.faq_id)
             if answer is not None:
@@ -440,7 +458,7 @@ class DialogManager:
     def _faq_over_human_intent(self, outcome: NluOutcome) -> tuple[Candidate, str] | None:
         """An answer-level FAQ match that should win over the human_agent intent, with its answer."""
         top = _top(outcome.result.candidates)
-        if top is None or not answer_level(outcome.result.candidates, outcome.thresholds):
+        if top is None or not self._answerable(outcome):
             return None
         if self.answers.intent_for(top.faq_id) == HUMAN_INTENT:
             return None  # "怎么转人工客服？": the visitor wants a human, hand off

@@ -180,6 +180,27 @@ async def test_a_clear_lead_in_the_band_is_answered_by_the_dialog(
     assert again.reply.type is ReplyType.ANSWER and again.reply.faq_id == "faq-025"
 
 
+def test_answer_level_by_intent_agreement_in_the_band() -> None:
+    agree = RetrievalThresholds(answer=0.85, suggest=0.45, answer_agree=0.6)
+    close = [_cand("faq-069", 0.70), _cand("faq-076", 0.65)]
+    assert answer_level(close, agree, intent_agrees=True)
+    assert not answer_level(close, agree)  # the classifier read another intent (or nothing confidently)
+    assert not answer_level([_cand("faq-1", 0.55)], agree, intent_agrees=True)  # below answer_agree
+    assert not answer_level(close, RetrievalThresholds(answer=0.85, suggest=0.45), intent_agrees=True)
+
+
+async def test_intent_agreement_in_the_band_is_answered_by_the_dialog(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    """A band score is answered when the classifier's confident intent is the top FAQ's (logistics), and
+    stays a suggestion when the classifier read another intent."""
+    fake_nlu.thresholds = RetrievalThresholds(answer=1.01, suggest=0.05, answer_agree=0.05)
+    agreed = await dialog.handle(DialogState(), "满多少包邮啊")
+    assert agreed.reply.type is ReplyType.ANSWER and agreed.reply.faq_id == "faq-025"
+    fake_nlu.misread["满多少包邮啊"] = "payment"
+    assert (await dialog.handle(DialogState(), "满多少包邮啊")).reply.type is ReplyType.SUGGEST
+
+
 async def test_a_bare_keyword_with_an_answer_level_match_is_in_scope_whatever_the_classifier_says(
     dialog: DialogManager, fake_nlu: FakeNlu, monkeypatch: pytest.MonkeyPatch
 ) -> None:

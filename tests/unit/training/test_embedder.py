@@ -202,6 +202,33 @@ def test_answer_margin_is_none_when_no_lead_is_safe() -> None:
     assert "answer_margin" not in calibrate_retrieval_thresholds(val_scores, val_ranks, [0.2] * 5)
 
 
+def test_answer_agree_answers_band_queries_whose_intent_agrees_and_keeps_precision() -> None:
+    # band queries with small leads (no margin helps): right when the top FAQ's intent is the query's own
+    # (a same-intent FAQ ranked first is usually the right one), wrong when it is another intent's FAQ
+    val_scores = [0.9] * 20 + [0.55] * 10 + [0.7] * 30 + [0.65] * 20
+    val_ranks = [1] * 20 + [1] * 8 + [2] * 2 + [1] * 28 + [2] * 2 + [2] * 20
+    val_gaps = [0.3] * 20 + [0.02] * 60
+    val_agree = [True] * 20 + [True] * 10 + [True] * 30 + [False] * 20
+    oos, oos_gaps = [0.7] * 10 + [0.3] * 10, [0.01] * 20
+    t = calibrate_retrieval_thresholds(val_scores, val_ranks, oos, val_gaps, oos_gaps, val_agree)
+    assert t["suggest"] <= 0.55 < t["answer"] and t["answer_margin"] is None
+    assert t["answer_agree"] is not None and t["suggest"] <= t["answer_agree"] <= 0.7
+    scores, agree = np.array(val_scores + oos), np.array(val_agree + [False] * len(oos))
+    ok = np.array([r == 1 for r in val_ranks] + [False] * len(oos))
+    base = scores >= t["answer"]
+    answered = base | (agree & (scores >= t["answer_agree"]))
+    assert ok[answered].mean() >= 0.9 and answered.sum() > base.sum()
+    # agreement that is as often wrong as right answers nothing more
+    wrong_agree = [True] * 20 + [True] * 60
+    t2 = calibrate_retrieval_thresholds(
+        [0.9] * 20 + [0.6] * 60, [1] * 20 + [1, 2] * 30, oos, [0.3] * 20 + [0.02] * 60, oos_gaps, wrong_agree
+    )
+    assert t2["answer_agree"] is None
+    assert "answer_agree" not in calibrate_retrieval_thresholds(
+        val_scores, val_ranks, oos, val_gaps, oos_gaps
+    )
+
+
 class _Opt:
     def __init__(self, lrs: list[float]) -> None:
         self.param_groups = [{"lr": lr} for lr in lrs]
