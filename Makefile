@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 PIP_EXTRAS ?= api,serving,training,export,dev
 
 .PHONY: help setup services lint test test-unit test-integration e2e models run serve bench bench-quality \
-        bench-serving bench-api bench-load bench-dialogs test-faults validate-deploy frontend clean
+        bench-serving bench-api bench-load bench-dialogs bench-answers test-faults validate-deploy frontend clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ bench-serving: setup models ## serving throughput/latency (writes benchmarks/res
 
 bench-api: setup models ## whole-stack turns/s, 64 visitors, private netns (writes benchmarks/results/api.json)
 	$(PY) -m benchmarks.api --out benchmarks/results/api.json $(BENCH_ARGS)
+
+bench-answers: setup models ## answer-directly rate and precision on the FAQ held-out queries, real bundles (writes benchmarks/results/answers.json)
+	$(PY) -m benchmarks.answers --out benchmarks/results/answers.json
 
 bench-dialogs: setup models ## the demo dialogs through API + Ray Serve on the real bundles (writes benchmarks/results/dialogs.json)
 	$(PY) -m benchmarks.dialogs --out benchmarks/results/dialogs.json

@@ -45,6 +45,7 @@ def test_checkpoint_layout_and_meta(toy_embedder: Path) -> None:
     assert (toy_embedder / "modules.json").is_file() and (toy_embedder / "tokenizer.json").is_file()
     t = meta["thresholds"]
     assert 0.3 <= t["suggest"] <= t["answer"] <= 0.99
+    assert "answer_agree" in t and (t["answer_agree"] is None or t["suggest"] <= t["answer_agree"])
     assert meta["metrics"]["train_pairs"] > 40 and meta["metrics"]["steps"] >= 1
     assert meta["training_data"]["pair_files"][0]["positives"] == 1
     assert meta["metrics"]["train_labelled_rows"] == 2  # the CoSENT term saw the label-0 row too

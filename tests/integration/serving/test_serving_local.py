@@ -88,7 +88,7 @@ def test_nlu_and_index_lifecycle(local_serve: None, store: Path, tmp_path: Path,
         assert res["sentiment"]["label"] in {"negative", "neutral", "positive"}
         assert res["candidates"] == []  # no index yet
     assert body["model_versions"] == {"intent": "tiny-1", "sentiment": "tiny-1", "embedder": "tiny-1"}
-    assert body["thresholds"] == {"answer": 0.8, "suggest": 0.5, "answer_margin": None}  # embedder manifest
+    assert body["thresholds"] == {"answer": 0.8, "suggest": 0.5, "answer_margin": None, "answer_agree": None}
     assert float(r.headers["x-inference-time"]) > 0
 
     # build v1 (not active), list, activate
