@@ -8,6 +8,7 @@ from api_fakes import FakeNlu, load_dialogs
 from api.dialog.manager import DialogManager, answer_level
 from api.dialog.state import DialogState, Phase, ReplyType
 from bundle.contracts import Candidate, RetrievalThresholds
+from bundle.normalize import normalize
 
 DIALOGS = load_dialogs()
 
@@ -246,25 +247,24 @@ async def test_a_message_that_is_a_kb_question_beats_a_task_reading(
     assert mine.reply.type is ReplyType.SLOT_PROMPT
 
 
-async def test_elliptical_follow_up_read_as_a_task_continues_the_previous_question(
-    dialog: DialogManager, fake_nlu: FakeNlu
+@pytest.mark.parametrize(
+    ("follow_up", "reply_type", "intent", "phase"),
+    [
+        # in context it is the return-shipping question (seen with the real models: asked for an order number)
+        ("那运费呢？", ReplyType.ANSWER, "refund_return", Phase.IDLE),
+        # a follow-up that names an order keeps the task reading
+        ("那我的订单呢？", ReplyType.SLOT_PROMPT, "order_status", Phase.AWAIT_ORDER_ID),
+    ],
+)
+async def test_elliptical_follow_up_read_as_an_order_lookup(
+    dialog: DialogManager, fake_nlu: FakeNlu, follow_up: str, reply_type: ReplyType, intent: str, phase: Phase
 ) -> None:
-    # a weak model reads the fragment alone as an order lookup (seen with the real models: "那运费呢？" after
-    # "退货怎么退" asked for an order number); in context it is the return-shipping question
-    fake_nlu.misread["那运费呢?"] = "order_status"
+    """A weak model reads the fragment alone as an order lookup; without an order word it continues the
+    previous question."""
+    fake_nlu.misread[normalize(follow_up)] = "order_status"
     s = (await dialog.handle(DialogState(), "退货怎么退")).state
-    r = await dialog.handle(s, "那运费呢？")
-    assert r.reply.type is ReplyType.ANSWER and r.intent == "refund_return", (r.reply.type, r.intent)
-    assert r.state.phase is Phase.IDLE
-
-
-async def test_follow_up_naming_an_order_keeps_the_task_reading(
-    dialog: DialogManager, fake_nlu: FakeNlu
-) -> None:
-    fake_nlu.misread["那我的订单呢?"] = "order_status"
-    s = (await dialog.handle(DialogState(), "退货怎么退")).state
-    r = await dialog.handle(s, "那我的订单呢？")
-    assert r.reply.type is ReplyType.SLOT_PROMPT and r.state.phase is Phase.AWAIT_ORDER_ID
+    r = await dialog.handle(s, follow_up)
+    assert (r.reply.type, r.intent, r.state.phase) == (reply_type, intent, phase)
 
 
 async def test_content_free_message_is_clarified_whatever_the_model_reads(
