@@ -1,8 +1,11 @@
 """Bulk FAQ import (CSV / XLSX, dry run, atomic apply) and export (CSV / XLSX, formula-injection safe).
 
 File format: a header row with the columns ``question``, ``answer`` (required), ``category``, ``similar``
-(similar questions separated by ``|``) and ``enabled`` (optional; 1/0, true/false, 是/否). Chinese headers
-(问题, 答案, 分类, 相似问题, 启用) are accepted too; unknown columns (e.g. ``id`` from an export) are ignored.
+(similar questions separated by ``|``), ``enabled`` (optional; 1/0, true/false, 是/否) and ``intent``
+(optional: the intent-model label the FAQ belongs to, e.g. ``logistics``; when the classifier reads a
+visitor's message as this intent and the FAQ is the top match, the bot answers it directly, see
+``api.dialog.manager.answer_level``; an empty cell keeps the FAQ's current intent). Chinese headers
+(问题, 答案, 分类, 相似问题, 启用, 意图) are accepted too; unknown columns (e.g. ``id`` from an export) are ignored.
 CSV may be UTF-8 (with or without BOM) or GBK/GB18030.
 
 Import: every row is validated (row number, field, stable code); invalid rows are reported and skipped.
@@ -52,7 +55,7 @@ from api.errors import AppError, DependencyUnavailable, ErrorCode
 
 log = logging.getLogger("api.admin.transfer")
 
-COLUMNS = ("question", "answer", "category", "similar", "enabled")
+COLUMNS = ("question", "answer", "category", "similar", "enabled", "intent")
 REQUIRED = ("question", "answer")
 ALIASES: dict[str, str] = {
     "question": "question",
@@ -70,6 +73,8 @@ ALIASES: dict[str, str] = {
     "enabled": "enabled",
     "启用": "enabled",
     "是否启用": "enabled",
+    "intent": "intent",
+    "意图": "intent",
 }
 SIMILAR_SEPARATORS = ("|", "｜")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -229,6 +234,7 @@ def plan_import(raw: list[RawRow]) -> ImportPlan:
             v.get("category"),
             split_similar(v.get("similar", "")),
             enabled is not False,
+            v.get("intent"),
         )
         if enabled is None:
             errors.append(FieldError("enabled", FieldCode.INVALID_VALUE))
@@ -250,6 +256,7 @@ def _same(faq: Faq, f: FaqFields) -> bool:
         and (faq.category.name if faq.category else None) == f.category
         and [s.question for s in faq.similar] == f.similar
         and faq.enabled == f.enabled
+        and (f.intent is None or faq.intent == f.intent)  # an empty intent cell keeps the FAQ's intent
     )
 
 
@@ -315,7 +322,7 @@ def run_import(
 
 
 # ---- export ----------------------------------------------------------------------------------------------
-EXPORT_COLUMNS = ("question", "answer", "category", "similar", "enabled", "id")
+EXPORT_COLUMNS = ("question", "answer", "category", "similar", "enabled", "intent", "id")
 
 
 def safe_cell(value: str) -> str:
@@ -332,6 +339,7 @@ def export_rows(db: Session) -> list[list[str]]:
             faq.category.name if faq.category else "",
             SIMILAR_SEPARATORS[0].join(s.question for s in faq.similar),
             "1" if faq.enabled else "0",
+            faq.intent or "",
             faq.id,
         ]
         rows.append([safe_cell(v) for v in values])

@@ -2,6 +2,7 @@ import { inject, type InjectionKey } from 'vue'
 import type { ConsoleApi } from '@/api/console'
 import { ApiError } from '@/api/http'
 import { pickBilingual, type I18n } from '@/shared/i18n'
+import zhCN from '@/locales/console/zh-CN'
 
 export const CONSOLE_API: InjectionKey<ConsoleApi> = Symbol('xiaoke-console-api')
 export const CONSOLE_I18N: InjectionKey<I18n> = Symbol('xiaoke-console-i18n')
@@ -28,6 +29,9 @@ export function errorMessage(i18n: I18n, e: unknown): string {
   }
   return i18n.t('errors.generic')
 }
+
+/** The intent ids the locale files name (the default intent model's labels); a retrained model may add others. */
+export const KNOWN_INTENTS: readonly string[] = Object.keys(zhCN.intents)
 
 /** Display name of an intent id (the demo intents have names in the locale files; any other id shows as is). */
 export function intentLabel(i18n: I18n, id: string | null | undefined): string {

@@ -70,6 +70,9 @@ export default {
     question: 'Question',
     answer: 'Answer',
     category: 'Category',
+    intent: 'Intent',
+    intentPlaceholder: 'Pick or type an intent (optional)',
+    intentHint: 'When a visitor\'s message is recognised as this intent and this FAQ ranks first, the bot answers directly instead of asking "did you mean".',
     similar: 'Similar questions',
     enabled: 'Enabled',
     updatedAt: 'Updated',
@@ -103,7 +106,7 @@ export default {
     },
     importDialog: {
       title: 'Import FAQs',
-      hint: '.csv or .xlsx with columns question, answer, category, similar (separate similar questions with |). Check first, then import.',
+      hint: '.csv or .xlsx with columns question, answer, category, similar (separate similar questions with |), optional enabled, intent. Check first, then import.',
       choose: 'Choose file',
       dryRun: 'Check',
       commit: 'Import',

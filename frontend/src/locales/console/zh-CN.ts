@@ -70,6 +70,9 @@ export default {
     question: '标准问题',
     answer: '答案',
     category: '分类',
+    intent: '意图',
+    intentPlaceholder: '选择或输入意图（可不填）',
+    intentHint: '访客消息被识别为此意图、且本问答排在第一时，机器人直接回答，而不是给出“您是不是想问”。',
     similar: '相似问法',
     enabled: '启用',
     updatedAt: '更新时间',
@@ -103,7 +106,7 @@ export default {
     },
     importDialog: {
       title: '批量导入问答',
-      hint: '支持 .csv / .xlsx，列为 question, answer, category, similar（多个相似问用 | 分隔）。先预检查，确认无误后再导入。',
+      hint: '支持 .csv / .xlsx，列为 question, answer, category, similar（多个相似问用 | 分隔），可选 enabled、intent。先预检查，确认无误后再导入。',
       choose: '选择文件',
       dryRun: '预检查',
       commit: '确认导入',

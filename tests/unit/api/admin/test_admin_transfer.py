@@ -200,6 +200,34 @@ async def test_dry_run_then_apply_creates_and_updates(console) -> None:  # type:
     assert (again["created"], again["updated"]) == (0, 0)  # idempotent: unchanged rows are left alone
 
 
+async def test_intent_column_sets_keeps_and_round_trips(console) -> None:  # type: ignore[no-untyped-def]
+    """The optional intent column (意图) sets an FAQ's intent (the dialog's intent-agreement rule reads it);
+    an empty cell keeps the current one; export writes it, so export -> import changes nothing."""
+    c, h = console.client, console.admin
+    header = ["问题", "答案", "分类", "相似问题", "意图"]
+    rows = [["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分兑换", "coupon_promotion"]]
+    files = {"file": ("faq.csv", _csv(rows, header).encode("utf-8"), "text/csv")}
+    applied = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
+    assert applied["created"] == 1, applied
+    listed = (await c.get("/api/v1/admin/faqs", params={"q": "会员积分怎么兑换"}, headers=h)).json()["items"]
+    faq_id = listed[0]["id"]
+    assert listed[0]["intent"] == "coupon_promotion"
+    assert console.services.catalog.intent_for(faq_id) == "coupon_promotion"
+    keep = [["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分兑换", ""]]
+    files = {"file": ("faq.csv", _csv(keep, header).encode("utf-8"), "text/csv")}
+    again = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
+    assert (again["created"], again["updated"]) == (0, 0)
+    assert (await c.get(f"/api/v1/admin/faqs/{faq_id}", headers=h)).json()["intent"] == "coupon_promotion"
+
+    exported = (await c.get(EXPORT, params={"format": "csv"}, headers=h)).content
+    out = list(csv.reader(io.StringIO(exported.decode("utf-8-sig"))))
+    row = next(r for r in out if r[0] == "会员积分怎么兑换？")
+    assert row[out[0].index("intent")] == "coupon_promotion"
+    files = {"file": ("export.csv", exported, "text/csv")}
+    round_trip = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
+    assert (round_trip["created"], round_trip["updated"], round_trip["errors"]) == (0, 0, [])
+
+
 async def test_import_is_atomic_on_database_error(console, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     before = _count(console)
     calls = {"n": 0}
@@ -260,7 +288,7 @@ async def test_export_csv_and_xlsx_are_formula_safe_and_round_trip(console) -> N
     assert "attachment" in resp.headers["content-disposition"]
     assert resp.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(resp.content.decode("utf-8-sig"))))
-    assert rows[0] == ["question", "answer", "category", "similar", "enabled", "id"]
+    assert rows[0] == ["question", "answer", "category", "similar", "enabled", "intent", "id"]
     row = next(r for r in rows if "HYPERLINK" in r[0])
     assert row[:4] == ['\'=HYPERLINK("http://evil")', "'@SUM(1+1)", "'-cat", "'+86 电话多少"]
     for r in rows[1:]:

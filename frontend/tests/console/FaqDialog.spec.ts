@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest'
+import { mount, flushPromises } from '@vue/test-utils'
+import FaqDialog from '@/console/components/FaqDialog.vue'
+import type { Faq, FaqWrite } from '@/api/types'
+import { fakeFetch } from '../widget/helpers'
+import { consoleGlobals } from './helpers'
+
+const faq = {
+  id: 'faq-025',
+  question: '运费怎么收？满多少包邮？',
+  answer: '满 99 包邮。',
+  category: '物流配送',
+  similar: ['包邮吗'],
+  enabled: true,
+  intent: 'logistics',
+  version: 3,
+  created_at: '2026-11-24T10:00:00Z',
+  updated_at: '2026-11-24T10:00:00Z',
+} as Faq
+
+async function saved(props: { faq: Faq | null; prefill?: Partial<FaqWrite> }): Promise<FaqWrite> {
+  const g = consoleGlobals(fakeFetch({}).impl)
+  const w = mount(FaqDialog, {
+    props: { modelValue: true, categories: ['物流配送'], saving: false, ...props },
+    global: g.global,
+    attachTo: document.body,
+  })
+  await flushPromises()
+  const save = [...document.body.querySelectorAll('button')].find((b) => b.textContent?.trim() === '保存')
+  expect(save).toBeTruthy()
+  save!.click()
+  await flushPromises()
+  const events = w.emitted('save') as FaqWrite[][] | undefined
+  w.unmount()
+  expect(events?.length).toBe(1)
+  return events![0][0]
+}
+
+describe('FaqDialog', () => {
+  it('offers the intent field with its explanation', async () => {
+    const g = consoleGlobals(fakeFetch({}).impl)
+    const w = mount(FaqDialog, {
+      props: { modelValue: true, faq, categories: [], saving: false },
+      global: g.global,
+      attachTo: document.body,
+    })
+    await flushPromises()
+    expect(document.body.textContent).toContain('意图')
+    expect(document.body.textContent).toContain('机器人直接回答')
+    expect(document.body.querySelector('[data-testid="faq-intent"]')).toBeTruthy()
+    w.unmount()
+  })
+
+  it("keeps an FAQ's intent when it is saved", async () => {
+    const body = await saved({ faq })
+    expect(body.intent).toBe('logistics')
+    expect(body.question).toBe(faq.question)
+  })
+
+  it('sends no intent for a new FAQ without one (the API then keeps none)', async () => {
+    const body = await saved({ faq: null, prefill: { question: '发票怎么开？', answer: '在订单详情页申请。' } })
+    expect('intent' in body).toBe(false)
+  })
+
+  it('takes a prefilled intent', async () => {
+    const body = await saved({ faq: null, prefill: { question: '发票怎么开？', answer: '在订单详情页申请。', intent: 'invoice' } })
+    expect(body.intent).toBe('invoice')
+  })
+})
