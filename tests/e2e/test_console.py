@@ -10,13 +10,13 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ADMIN, wait_until
+from tests.e2e.conftest import ADMIN, SCREENSHOTS, wait_until
 from tests.e2e.ui import console_as, login
 
 pytestmark = pytest.mark.e2e
 
 
-def test_knowledge_base_create_search_edit_delete(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+def test_knowledge_base_create_search_edit_delete(stack: str, admin_token: str, new_page) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
     login(page, stack, *ADMIN)  # the login form (other tests open the console with a token)
     page.goto(stack + "/admin/#/knowledge")
@@ -28,8 +28,19 @@ def test_knowledge_base_create_search_edit_delete(stack: str, new_page) -> None:
     dialog.get_by_label("答案").fill("礼品卡一经售出不支持退款，<b>可以</b>转赠。")
     dialog.get_by_placeholder("输入相似问法后回车添加").fill(f"礼品卡退款{tag}")
     dialog.get_by_placeholder("输入相似问法后回车添加").press("Enter")
+    dialog.get_by_test_id(
+        "faq-intent"
+    ).click()  # the FAQ's intent: the dialog answers it when the model agrees
+    page.locator(".el-select-dropdown__item").filter(has_text="(coupon_promotion)").click()
+    expect(dialog).to_contain_text("优惠活动 (coupon_promotion)")
+    expect(dialog).to_contain_text("机器人直接回答")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "e2e-console-faq-dialog-desktop.png"))
     dialog.get_by_role("button", name="保存").click()
     expect(dialog).to_be_hidden()
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    items = httpx.get(f"{stack}/api/v1/admin/faqs", params={"q": tag}, headers=auth).json()["items"]
+    assert [i["intent"] for i in items] == ["coupon_promotion"]
 
     page.get_by_placeholder("搜索问题或答案").fill(tag)
     page.get_by_role("button", name="搜索", exact=True).click()
@@ -44,6 +55,8 @@ def test_knowledge_base_create_search_edit_delete(stack: str, new_page) -> None:
     dialog.get_by_role("button", name="保存").click()
     expect(dialog).to_be_hidden()
     expect(row).to_contain_text("礼品卡不支持退款。")
+    items = httpx.get(f"{stack}/api/v1/admin/faqs", params={"q": tag}, headers=auth).json()["items"]
+    assert [i["intent"] for i in items] == ["coupon_promotion"]  # an edit that does not touch it keeps it
 
     row.get_by_role("button", name="删除").click()
     page.get_by_role("dialog").get_by_role("button", name="删除").click()
