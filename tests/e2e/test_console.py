@@ -31,7 +31,9 @@ def test_knowledge_base_create_search_edit_delete(stack: str, admin_token: str, 
     dialog.get_by_test_id(
         "faq-intent"
     ).click()  # the FAQ's intent: the dialog answers it when the model agrees
-    page.locator(".el-select-dropdown__item").filter(has_text="(coupon_promotion)").click()
+    option = page.locator(".el-select-dropdown__item").filter(has_text="(coupon_promotion)")
+    option.click()
+    expect(option).to_be_hidden()  # the list has closed (a clean screenshot)
     expect(dialog).to_contain_text("优惠活动 (coupon_promotion)")
     expect(dialog).to_contain_text("机器人直接回答")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
