@@ -15,6 +15,7 @@ from api.inference import InferenceUnavailable, NluOutcome
 from api.pii import mask_pii
 from api.schemas import ReplyOut
 from api.services import Services
+from bundle.contracts import Candidate
 from bundle.normalize import normalize
 
 
@@ -31,6 +32,16 @@ async def run(services: Services, message: str) -> PlaygroundOut:
             raise AppError(ErrorCode.SERVING_UNAVAILABLE, detail=exc.reason) from exc
     nlu = outcome.result
     reply = result.reply
+    read = (
+        nlu.intent.label if nlu.intent.confidence >= nlu.intent.threshold else None
+    )  # the confident reading
+
+    def candidate(c: Candidate) -> CandidateOut:
+        faq_intent = services.catalog.intent_for(c.faq_id)
+        return CandidateOut(
+            **c.model_dump(), intent=faq_intent, intent_agrees=read is not None and faq_intent == read
+        )
+
     return PlaygroundOut(
         normalized=nlu.text,
         intent=result.intent,
@@ -39,10 +50,7 @@ async def run(services: Services, message: str) -> PlaygroundOut:
         sentiment=LabelScoreOut(label=nlu.sentiment.label, confidence=nlu.sentiment.confidence)
         if nlu.sentiment
         else None,
-        candidates=[
-            CandidateOut(**c.model_dump())
-            for c in sorted(nlu.candidates, key=lambda c: c.fused_score, reverse=True)
-        ],
+        candidates=[candidate(c) for c in sorted(nlu.candidates, key=lambda c: c.fused_score, reverse=True)],
         band=reply.type.value,
         thresholds={
             "answer": outcome.thresholds.answer,

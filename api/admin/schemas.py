@@ -142,6 +142,9 @@ class CandidateOut(BaseModel):
     dense_score: float
     keyword_score: float
     fused_score: float
+    intent: str | None = None  # the FAQ's intent in the knowledge base (null: none set)
+    # the FAQ's intent is the classifier's confident reading of the message (the dialog's agreement rule)
+    intent_agrees: bool = False
 
 
 class PlaygroundOut(BaseModel):

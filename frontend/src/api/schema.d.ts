@@ -676,6 +676,13 @@ export interface components {
             keyword_score: number;
             /** Fused Score */
             fused_score: number;
+            /** Intent */
+            intent: string | null;
+            /**
+             * Intent Agrees
+             * @default false
+             */
+            intent_agrees: boolean;
         };
         /** CategoryList */
         CategoryList: {

@@ -14,8 +14,8 @@ const result = {
   ],
   sentiment: { label: 'negative', confidence: 0.71 },
   candidates: [
-    { faq_id: 'f1', question: '如何申请退货？', matched: '怎么退货', dense_score: 0.83456, keyword_score: 0.5, fused_score: 0.0312 },
-    { faq_id: 'f2', question: '退款多久到账？', matched: '退款多久到账？', dense_score: 0.61, keyword_score: 0.2, fused_score: 0.0288 },
+    { faq_id: 'f1', question: '如何申请退货？', matched: '怎么退货', dense_score: 0.83456, keyword_score: 0.5, fused_score: 0.0312, intent: 'return_refund', intent_agrees: true },
+    { faq_id: 'f2', question: '退款多久到账？', matched: '退款多久到账？', dense_score: 0.61, keyword_score: 0.2, fused_score: 0.0288, intent: 'payment', intent_agrees: false },
   ],
   band: 'suggest',
   thresholds: { answer: 0.85, suggest: 0.6 },
@@ -42,6 +42,10 @@ describe('PlaygroundView', () => {
     expect(rows[0].text()).toContain('如何申请退货？')
     expect(rows[0].text()).toContain('0.835') // dense
     expect(rows[0].text()).toContain('0.031') // fused
+    // the FAQ's intent, and whether it agrees with the recognised one (what lets a band score be answered)
+    expect(rows[0].find('[data-testid="pg-agree"]').exists()).toBe(true)
+    expect(rows[1].find('[data-testid="pg-agree"]').exists()).toBe(false)
+    expect(rows[1].text()).toContain('支付问题')
   })
 
   it('renders a null sentiment and an empty candidate list without failing', async () => {

@@ -144,6 +144,9 @@ async def test_playground_uses_the_dialog_manager(console) -> None:  # type: ign
         assert body["intent"] == "refund_return" and body["intent_top_k"][0]["label"] == "refund_return"
         assert body["candidates"][0]["faq_id"] == "faq-001"
         assert {"dense_score", "keyword_score", "fused_score", "matched"} <= set(body["candidates"][0])
+        # the FAQ's intent and whether the classifier's confident reading agrees with it
+        assert body["candidates"][0]["intent"] == "refund_return" and body["candidates"][0]["intent_agrees"]
+        assert not any(x["intent_agrees"] for x in body["candidates"] if x["intent"] != "refund_return")
         assert body["thresholds"] == {"answer": 0.45, "suggest": 0.25, "intent": 0.6}
         assert body["candidates"][0]["fused_score"] >= body["thresholds"]["answer"]
         assert body["sentiment"]["label"] == "neutral"
