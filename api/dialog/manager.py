@@ -67,11 +67,13 @@ _CANCEL = re.compile(r"^(算了|不用了|不查了|不要了|取消|不需要�
 _MAX_CONTEXT_CHARS = 120
 # Elliptical follow-ups lean on the previous question: "那运费呢？", "偏远地区呢", "还有呢".
 _ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
-# A message made only of pointers, fillers and particles ("那个东西", "就是那个", "嗯嗯") has no content to
-# answer from: the visitor is asked to say more instead of being shown matches on "那个" or "东西".
+# A vague reference made only of pointers, fillers and particles ("那个东西", "就是那个", "这个呢") has no
+# content to answer from: the visitor is asked to say more instead of being shown matches on "那个" or "东西".
+# A bare acknowledgement without a pointer ("嗯", "哦") is left to the classifier (thanks / chit-chat).
 _CONTENT_FREE = re.compile(
     r"(?:那|这|哪|个|些|样|种|就|是|东西|啥|嗯|呃|额|啊|哦|噢|吧|呢|嘛|吗|么|的|了|呀|它)+"
 )
+_POINTER = re.compile(r"那|这|哪|东西|啥|它")
 # An order word keeps a follow-up's task reading: "那我的订单呢" is about the visitor's own order.
 _ORDER_NOUN = re.compile(r"订单|单号|包裹|快递|物流|发货|到货")
 # A question about how something works (FAQ) rather than a request to act on one's own order.
@@ -296,7 +298,7 @@ class DialogManager:
     ) -> TurnResult:
         intent = outcome.result.intent
         sentiment = outcome.result.sentiment
-        if _CONTENT_FREE.fullmatch(_compact(norm)):
+        if _CONTENT_FREE.fullmatch(_compact(norm)) and _POINTER.search(norm):
             # "那个东西", "就是那个": nothing to look up; any intent or knowledge-base match would be noise
             return self._clarify(st, None, intent.confidence, outcome)
         if label not in TASK_INTENTS and label != COMPLAINT_INTENT and _MY_ORDER.search(norm):
@@ -335,8 +337,7 @@ class DialogManager:
                 return await self._fill_order(st, label, order_id, outcome)
             return self._ask_order(st, label, outcome)
 
-        standalone_answers = self._answerable(outcome)
-        if follow_up and not resolved and (elliptical or not standalone_answers):
+        if follow_up and not resolved and (elliptical or not self._answerable(outcome)):
             _, used_outcome, used_query, top, label = await self._follow_up(
                 previous, norm, outcome, top, label, elliptical=elliptical
             )

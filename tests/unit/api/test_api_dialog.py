@@ -279,3 +279,12 @@ async def test_content_free_message_is_clarified_whatever_the_model_reads(
     r = await dialog.handle(r.state, "就是那个")
     assert r.reply.type is ReplyType.CLARIFY and r.reply.quick_replies == ["转人工"]
     assert r.state.phase is Phase.HANDOFF_OFFERED
+
+
+async def test_a_bare_acknowledgement_is_left_to_the_classifier(
+    dialog: DialogManager, fake_nlu: FakeNlu
+) -> None:
+    # "嗯" has no pointer: not a vague reference to clarify, whatever the classifier reads is used
+    fake_nlu.misread["嗯"] = "thanks"
+    r = await dialog.handle(DialogState(), "嗯")
+    assert r.reply.type is ReplyType.TEMPLATE and r.intent == "thanks" and r.state.misses == 0
