@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from api.admin.schemas import CandidateOut, LabelScoreOut, PlaygroundOut
 from api.chat import clean_message
+from api.dialog.manager import confident_label
 from api.dialog.state import DialogState, ReplyType
 from api.errors import AppError, ErrorCode
 from api.inference import InferenceUnavailable, NluOutcome
@@ -32,9 +33,7 @@ async def run(services: Services, message: str) -> PlaygroundOut:
             raise AppError(ErrorCode.SERVING_UNAVAILABLE, detail=exc.reason) from exc
     nlu = outcome.result
     reply = result.reply
-    read = (
-        nlu.intent.label if nlu.intent.confidence >= nlu.intent.threshold else None
-    )  # the confident reading
+    read = confident_label(nlu.intent)  # the classifier's confident reading, as the dialog uses it
 
     def candidate(c: Candidate) -> CandidateOut:
         faq_intent = services.catalog.intent_for(c.faq_id)

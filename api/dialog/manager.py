@@ -39,7 +39,7 @@ from api.dialog.orders import (
 from api.dialog.state import DialogState, Phase, ReplyType
 from api.inference import InferenceUnavailable, NluOutcome
 from api.templates import TemplateBook
-from bundle.contracts import Candidate, LabelScore, RetrievalThresholds
+from bundle.contracts import Candidate, IntentResult, LabelScore, RetrievalThresholds
 from bundle.normalize import normalize
 
 SMALL_TALK = frozenset({"greeting", "thanks", "goodbye", "chitchat"})
@@ -146,6 +146,11 @@ def _top(candidates: list[Candidate]) -> Candidate | None:
     return max(candidates, key=lambda c: c.fused_score) if candidates else None
 
 
+def confident_label(intent: IntentResult) -> str | None:
+    """The classifier's reading when it reaches the intent's calibrated threshold, else None."""
+    return intent.label if intent.confidence >= intent.threshold else None
+
+
 def answer_level(
     candidates: list[Candidate], thresholds: RetrievalThresholds, *, intent_agrees: bool = False
 ) -> bool:
@@ -242,8 +247,7 @@ class DialogManager:
             return self._degraded(st)
 
         intent = outcome.result.intent
-        accepted = intent.confidence >= intent.threshold
-        label = intent.label if accepted else None
+        label = confident_label(intent)
 
         if label == HUMAN_INTENT:
             # Not an explicit request (checked above): a question about human agents that the FAQ answers
@@ -275,13 +279,10 @@ class DialogManager:
     def _answerable(self, outcome: NluOutcome) -> bool:
         """:func:`answer_level` of the outcome's candidates, with the outcome's own confident intent reading
         as the agreement signal (the top FAQ's intent in the knowledge base equals it)."""
-        candidates, intent = outcome.result.candidates, outcome.result.intent
+        candidates = outcome.result.candidates
         top = _top(candidates)
-        agrees = (
-            top is not None
-            and intent.confidence >= intent.threshold
-            and self.answers.intent_for(top.faq_id) == intent.label
-        )
+        read = confident_label(outcome.result.intent)
+        agrees = top is not None and read is not None and self.answers.intent_for(top.faq_id) == read
         return answer_level(candidates, outcome.thresholds, intent_agrees=agrees)
 
     def _is_non_task_kb_question(self, outcome: NluOutcome, norm: str) -> bool:
@@ -425,9 +426,7 @@ class DialogManager:
         better = top is None or ctx_top.fused_score > top.fused_score
         if not ((elliptical and ctx_top.fused_score >= outcome.thresholds.suggest) or better):
             return False, outcome, norm, top, label
-        ctx_intent = ctx.result.intent
-        if ctx_intent.confidence >= ctx_intent.threshold:
-            label = ctx_intent.label
+        label = confident_label(ctx.result.intent) or label
         return True, ctx, f"{previous} {norm}", ctx_top, label
 
     async def _context_query(self, previous: str, norm: str) -> NluOutcome | None:
