@@ -79,12 +79,23 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def current_principal(request: Request, services: ServicesDep, db: DbDep) -> AdminUser:
-    claims: TokenClaims = services.signer.verify(_bearer(request))
-    user = db.scalars(select(AdminUser).where(AdminUser.id == claims.user_id)).first()
+def load_principal(services: Services, claims: TokenClaims) -> AdminUser | None:
+    """The token's account if it is still active under the same name (else None), in a short session of its own:
+    a request-scoped ``DbDep`` would hold a pooled connection for as long as a streaming response (SSE) runs."""
+    with services.session_factory() as db:
+        user = db.scalars(select(AdminUser).where(AdminUser.id == claims.user_id)).first()
     if user is None or not user.active or user.username != claims.username:
+        return None
+    return user
+
+
+def current_principal(request: Request, services: ServicesDep) -> AdminUser:
+    claims: TokenClaims = services.signer.verify(_bearer(request))
+    user = load_principal(services, claims)
+    if user is None:
         raise Unauthorized()
     request.state.actor = user.username
+    request.state.claims = claims  # long-lived responses (SSE) re-check expiry and the account with these
     return user
 
 

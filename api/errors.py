@@ -7,6 +7,7 @@ the table below. Exception text and tracebacks are logged, never returned.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -183,6 +184,16 @@ def error_response(
     return JSONResponse(error_payload(code, request_id), status_code=status, headers=headers)
 
 
+def validation_code(errors: Sequence[Any]) -> ErrorCode:
+    """MESSAGE_TOO_LONG when the only problem is a ``message`` (chat, playground) over its model's raw cap: the
+    same code as a message over the 1000 characters the services check after trimming."""
+    if errors and all(
+        e.get("type") == "string_too_long" and tuple(e.get("loc", ())) == ("body", "message") for e in errors
+    ):
+        return ErrorCode.MESSAGE_TOO_LONG
+    return ErrorCode.VALIDATION_ERROR
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
@@ -195,9 +206,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         # Field locations only; never echo the submitted values back.
-        fields = [".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()]
+        errors = exc.errors()
+        fields = [".".join(str(p) for p in e.get("loc", ())) for e in errors]
         log.info("validation error on %s: %s", request.url.path, fields)
-        return error_response(ErrorCode.VALIDATION_ERROR, request_id_of(request))
+        return error_response(validation_code(errors), request_id_of(request))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from bundle.contracts import MAX_TEXT_CHARS
 
 QUESTION_MAX_CHARS = 200  # standard and similar questions (serving indexes up to MAX_TEXT_CHARS)
@@ -15,6 +17,9 @@ TEMPLATE_VARIANTS_MAX = 20
 TEMPLATE_VARIANT_MAX_CHARS = 1000
 XLSX_MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024  # zip-bomb guard for .xlsx uploads
 ANALYTICS_MAX_DAYS = 366
+# Day filters (conversations, analytics): far from date.min / date.max, whose neighbours do not exist
+DATE_MIN = date(2000, 1, 1)
+DATE_MAX = date(2999, 12, 31)
 UNANSWERED_MAX_DAYS = 90
 
 assert QUESTION_MAX_CHARS <= MAX_TEXT_CHARS

@@ -46,6 +46,7 @@ Page = Annotated[int, Query(ge=1, le=100_000)]
 PageSize = Annotated[int, Query(ge=1, le=lim.PAGE_SIZE_MAX)]
 SearchText = Annotated[str | None, Query(max_length=lim.SEARCH_MAX_CHARS)]
 FaqId = Annotated[str, Path(min_length=1, max_length=64)]
+Day = Annotated[date | None, Query(ge=lim.DATE_MIN, le=lim.DATE_MAX)]
 
 
 # ---- FAQ ---------------------------------------------------------------------------------------------------
@@ -175,8 +176,8 @@ def list_conversations(
     reply_type: ReplyTypeLiteral | None = None,
     feedback: Literal["up", "down"] | None = None,
     handoff: bool | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: Day = None,
+    date_to: Day = None,
     q: SearchText = None,
     page: Page = 1,
     page_size: PageSize = 20,
@@ -229,8 +230,6 @@ def accept_unanswered(
 
 # ---- analytics ---------------------------------------------------------------------------------------------
 @router.get("/analytics", response_model=AnalyticsOut)
-def get_analytics(
-    db: DbDep, user: CurrentAdmin, date_from: date | None = None, date_to: date | None = None
-) -> AnalyticsOut:
+def get_analytics(db: DbDep, user: CurrentAdmin, date_from: Day = None, date_to: Day = None) -> AnalyticsOut:
     start, end = conversations.day_range(date_from, date_to, default_days=7, max_days=lim.ANALYTICS_MAX_DAYS)
     return analytics.summary(db, start, end)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Literal
 
@@ -11,13 +13,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.audit import write_audit
-from api.auth import authenticate
+from api.auth import TokenClaims, authenticate
 from api.db.models import HandoffTicket
-from api.deps import ClientIp, CurrentAgent, ServicesDep
+from api.deps import ClientIp, CurrentAgent, ServicesDep, load_principal
 from api.errors import RateLimited
 from api.handoff import AGENTS_TOPIC, HandoffService
 from api.ratelimit import Bucket
+from api.routes import public
 from api.routes.public import SSE_HEADERS, sse_stream
+from api.services import Services
 
 router = APIRouter(prefix="/api/v1/admin", tags=["console"])
 
@@ -133,10 +137,32 @@ async def release(ticket_id: str, services: ServicesDep, user: CurrentAgent) -> 
     return _ticket_out(ticket)
 
 
+def principal_check(services: Services, claims: TokenClaims) -> Callable[[], Awaitable[bool]]:
+    """For a console stream: False once the bearer token has expired (checked every time) or the account was
+    deactivated (checked in the database at most every ``SSE_KEEPALIVE_S``; a database outage keeps the stream)."""
+    checked = time.monotonic()
+
+    async def check() -> bool:
+        nonlocal checked
+        if time.time() >= claims.expires_at:
+            return False
+        if time.monotonic() - checked >= public.SSE_KEEPALIVE_S:
+            checked = time.monotonic()
+            try:
+                return await asyncio.to_thread(load_principal, services, claims) is not None
+            except Exception:
+                return True
+        return True
+
+    return check
+
+
 @router.get("/events", response_class=StreamingResponse)
 async def agent_events(request: Request, services: ServicesDep, user: CurrentAgent) -> StreamingResponse:
     return StreamingResponse(
-        sse_stream(services, AGENTS_TOPIC, request), media_type="text/event-stream", headers=SSE_HEADERS
+        sse_stream(services, AGENTS_TOPIC, request, principal_check(services, request.state.claims)),
+        media_type="text/event-stream",
+        headers=SSE_HEADERS,
     )
 
 

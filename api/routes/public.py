@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
@@ -132,7 +132,14 @@ async def events(
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-async def sse_stream(services: Services, topic: str, request: Request) -> AsyncIterator[str]:
+async def sse_stream(
+    services: Services,
+    topic: str,
+    request: Request,
+    still_authorized: Callable[[], Awaitable[bool]] | None = None,
+) -> AsyncIterator[str]:
+    """Events of ``topic`` until the client leaves or, with ``still_authorized``, its credentials lapse (checked
+    before every event and keep-alive: a stream outlives the request that authorized it)."""
     async with services.events.subscribe(topic) as sub:
         yield ": connected\n\n"
         it = sub.__aiter__()
@@ -140,8 +147,12 @@ async def sse_stream(services: Services, topic: str, request: Request) -> AsyncI
             if await request.is_disconnected():
                 return
             try:
-                event = await asyncio.wait_for(it.__anext__(), timeout=SSE_KEEPALIVE_S)
+                event: dict[str, Any] | None = await asyncio.wait_for(it.__anext__(), timeout=SSE_KEEPALIVE_S)
             except TimeoutError:
+                event = None
+            if still_authorized is not None and not await still_authorized():
+                return
+            if event is None:
                 yield ": keep-alive\n\n"
                 continue
             yield f"event: {event['event']}\ndata: {json.dumps(event['data'], ensure_ascii=False)}\n\n"

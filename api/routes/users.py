@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +18,8 @@ from api.deps import CurrentAdmin, ServicesDep
 from api.errors import AppError, Conflict, ErrorCode, NotFound
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["users"])
+# the id column's range (MySQL INT): a larger id is a 422, not a 500 (SQLite overflows past 2**63)
+UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class UserOut(BaseModel):
@@ -73,7 +75,7 @@ async def add_user(body: UserCreate, services: ServicesDep, admin: CurrentAdmin)
 
 
 @router.delete("/{user_id}", status_code=204, response_class=Response)
-async def delete_user(user_id: int, services: ServicesDep, admin: CurrentAdmin) -> Response:
+async def delete_user(user_id: UserId, services: ServicesDep, admin: CurrentAdmin) -> Response:
     if user_id == admin.id:
         raise AppError(ErrorCode.CONFLICT, detail="cannot delete yourself")
 

@@ -82,7 +82,12 @@ async def test_chat_creates_session_and_answers(app_client, fake_nlu: FakeNlu) -
 
 @pytest.mark.parametrize(
     ("message", "code"),
-    [("   ", "MESSAGE_EMPTY"), ("", "MESSAGE_EMPTY"), ("好" * 1001, "MESSAGE_TOO_LONG")],
+    [
+        ("   ", "MESSAGE_EMPTY"),
+        ("", "MESSAGE_EMPTY"),
+        ("好" * 1001, "MESSAGE_TOO_LONG"),
+        ("好" * 4001, "MESSAGE_TOO_LONG"),  # past ChatRequest's raw cap: still the message code
+    ],
 )
 async def test_message_bounds(app_client, message: str, code: str) -> None:  # type: ignore[no-untyped-def]
     _, client = app_client

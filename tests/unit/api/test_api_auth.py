@@ -1,15 +1,18 @@
-"""Console auth: scrypt hashes, signed expiring tokens, lockout, roles, user management + audit."""
+"""Console auth: scrypt hashes, signed expiring tokens, lockout, roles, user management + audit, live streams."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.auth import TokenSigner, hash_password, verify_password
 from api.bootstrap import ensure_admin
-from api.db.models import AuditLog
+from api.db.models import AdminUser, AuditLog
 from api.errors import AppError
 
 
@@ -114,6 +117,9 @@ async def test_user_management_is_audited_and_revokes_tokens(app_client) -> None
     eve_id = next(u["id"] for u in listed if u["username"] == "eve")
     assert (await client.delete(f"/api/v1/admin/users/{eve_id}", headers=admin_h)).status_code == 204
     assert (await client.get("/api/v1/admin/me", headers=eve_h)).status_code == 401  # token revoked
+    for bad_id in (0, 2**31, 10**30):  # out of the id column's range: 422, never a database error (500)
+        bad = await client.delete(f"/api/v1/admin/users/{bad_id}", headers=admin_h)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR", bad_id
     with f() as db:
         actions = [a.action for a in db.scalars(select(AuditLog).order_by(AuditLog.id))]
     assert actions == ["user.create", "user.delete"]
@@ -123,3 +129,122 @@ def test_signer_default_time_is_now() -> None:
     signer = TokenSigner("k" * 40, ttl_s=5)
     claims = signer.verify(signer.issue(1, "a", "admin"))
     assert claims.expires_at - int(time.time()) <= 5
+
+
+class Stream:
+    """A streaming GET driven through the ASGI app directly (httpx's ASGITransport buffers whole bodies)."""
+
+    def __init__(self, app, path: str, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+        self.chunks: list[bytes] = []
+        self.ended = asyncio.Event()
+        self._asked = False
+
+        async def receive() -> dict[str, Any]:
+            if not self._asked:
+                self._asked = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                self.chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self.ended.set()
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"api.test")]
+            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("203.0.113.7", 5555),
+            "server": ("api.test", 80),
+        }
+        self.task = asyncio.create_task(app(scope, receive, send))
+
+    @property
+    def text(self) -> str:
+        return b"".join(self.chunks).decode()
+
+    async def wait_for(self, needle: str, timeout: float = 2.0) -> None:
+        async with asyncio.timeout(timeout):
+            while needle not in self.text:
+                await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(BaseException):
+            await self.task
+
+
+async def _agent_bearer(app, client, now: float | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    services = app.state.services
+    ensure_admin(services.session_factory, "streamer", "streamer-password", role="agent")
+    if now is None:
+        token = (await login(client, "streamer", "streamer-password")).json()["access_token"]
+    else:
+        with services.session_factory() as db:
+            uid = db.scalar(select(AdminUser.id).where(AdminUser.username == "streamer"))
+        token = services.signer.issue(uid, "streamer", "agent", now=now)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_open_agent_event_streams_hold_no_database_connection(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    bearer = await _agent_bearer(app, client)
+    streams = [Stream(app, "/api/v1/admin/events", bearer) for _ in range(3)]
+    try:
+        for s in streams:
+            await s.wait_for(": connected")
+        # one per open console would exhaust the pool (and block the durable writer) with enough agents online
+        assert app.state.services.engine.pool.checkedout() == 0
+    finally:
+        for s in streams:
+            await s.close()
+
+
+async def test_agent_event_stream_ends_when_the_token_expires(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    services = app.state.services
+    issued = time.time() - services.signer.ttl_s + 2  # expires within 1-2 s
+    bearer = await _agent_bearer(app, client, now=issued)
+    stream = Stream(app, "/api/v1/admin/events", bearer)
+    try:
+        await stream.wait_for(": connected")
+        await services.events.publish("agents", {"event": "message", "data": {"text": "before expiry"}})
+        await stream.wait_for("before expiry")
+        await asyncio.sleep(int(issued) + services.signer.ttl_s - time.time() + 0.05)
+        await services.events.publish("agents", {"event": "message", "data": {"text": "after expiry"}})
+        await asyncio.wait_for(stream.ended.wait(), 2)
+        assert "after expiry" not in stream.text
+    finally:
+        await stream.close()
+
+
+async def test_agent_event_stream_ends_when_the_account_is_deactivated(  # type: ignore[no-untyped-def]
+    app_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.routes import public
+
+    monkeypatch.setattr(public, "SSE_KEEPALIVE_S", 0.05)
+    app, client = app_client
+    services = app.state.services
+    stream = Stream(app, "/api/v1/admin/events", await _agent_bearer(app, client))
+    try:
+        await stream.wait_for(": connected")
+        with services.session_factory() as db:
+            db.execute(update(AdminUser).where(AdminUser.username == "streamer").values(active=False))
+            db.commit()
+        await asyncio.wait_for(stream.ended.wait(), 2)
+        await services.events.publish("agents", {"event": "message", "data": {"text": "after delete"}})
+        await asyncio.sleep(0.1)
+        assert "after delete" not in stream.text
+    finally:
+        await stream.close()

@@ -163,7 +163,11 @@ async def test_playground_uses_the_dialog_manager(console) -> None:  # type: ign
     with console.services.session_factory() as db:
         assert db.scalar(select(func.count()).select_from(Message)) == 0  # nothing recorded
 
-    for message, code in (("   ", "MESSAGE_EMPTY"), ("长" * 1001, "MESSAGE_TOO_LONG")):
+    for message, code in (
+        ("   ", "MESSAGE_EMPTY"),
+        ("长" * 1001, "MESSAGE_TOO_LONG"),
+        ("长" * 4001, "MESSAGE_TOO_LONG"),
+    ):
         resp = await c.post(PLAY, json={"message": message}, headers=console.admin)
         assert resp.status_code == 422 and resp.json()["error"]["code"] == code
 

@@ -145,6 +145,19 @@ async def test_analytics(console) -> None:  # type: ignore[no-untyped-def]
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
+async def test_days_at_the_ends_of_the_calendar_are_refused_not_500(console) -> None:  # type: ignore[no-untyped-def]
+    # the day after date_to / the default 7-day window before it would not exist (OverflowError)
+    for path, params in (
+        (CONV, {"date_to": "9999-12-31"}),
+        (CONV, {"date_from": "9999-12-31", "date_to": "9999-12-31"}),
+        ("/api/v1/admin/analytics", {"date_from": "9999-12-31", "date_to": "9999-12-31"}),
+        ("/api/v1/admin/analytics", {"date_to": "0001-01-03"}),
+    ):
+        resp = await console.client.get(path, params=params, headers=console.admin)
+        assert resp.status_code == 422, (path, params, resp.text)
+        assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
 def test_greedy_clusters() -> None:
     a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     near_a = np.array([0.95, 0.2, 0.0])  # cos ~0.98 with a
