@@ -100,7 +100,7 @@ def verify_bundle(directory: Path | str) -> Manifest:
 
 
 def check_version(version: str) -> str:
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):  # not match(): its `$` also accepts a trailing newline
         raise BundleError("BUNDLE_VERSION_INVALID", f"invalid bundle version {version!r}")
     return version
 

@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     INDEX_VERSION_INVALID = "INDEX_VERSION_INVALID"
     INDEX_EXISTS = "INDEX_EXISTS"
     INDEX_BUILD_IN_PROGRESS = "INDEX_BUILD_IN_PROGRESS"
+    INDEX_CORRUPT = "INDEX_CORRUPT"
     INDEX_EMBEDDER_MISMATCH = "INDEX_EMBEDDER_MISMATCH"
     OVERLOADED = "OVERLOADED"
     NOT_READY = "NOT_READY"
@@ -52,6 +53,10 @@ ERROR_TABLE: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.INDEX_VERSION_INVALID: (422, "索引版本名无效 / invalid index version name"),
     ErrorCode.INDEX_EXISTS: (409, "索引版本已存在 / index version already exists"),
     ErrorCode.INDEX_BUILD_IN_PROGRESS: (409, "已有索引正在构建 / another index build is running"),
+    ErrorCode.INDEX_CORRUPT: (
+        409,
+        "索引版本已损坏, 无法激活 / index version is corrupt and cannot be activated",
+    ),
     ErrorCode.INDEX_EMBEDDER_MISMATCH: (
         409,
         "索引由其他向量模型构建 / index was built with a different embedder version",

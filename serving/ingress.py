@@ -331,8 +331,9 @@ class NluIngress:
         if sentiment is not None:
             replies.append(sentiment)
         search: SearchReply | None = None
+        thresholds = self._thresholds  # no retrieval: the latest embedder's
         if retrieved is not None:
-            emb, search = retrieved
+            emb, search, thresholds = retrieved  # this request's embedder (others may have swapped meanwhile)
             replies.append(emb)
         for r in replies:
             self._observe(r)
@@ -348,7 +349,7 @@ class NluIngress:
             )
         response = NluResponse(
             results=results,
-            thresholds=self._thresholds,
+            thresholds=thresholds,
             model_versions={r.kind: r.version for r in replies},
             index_version=search.index_version if search is not None else None,
         )
@@ -360,21 +361,24 @@ class NluIngress:
             headers["x-retrieval-time"] = f"{1000 * search.search_s:.2f}"
         return response, headers
 
-    async def _retrieve(self, texts: list[str], top_k: int) -> tuple[ModelReply, SearchReply]:
+    async def _retrieve(
+        self, texts: list[str], top_k: int
+    ) -> tuple[ModelReply, SearchReply, RetrievalThresholds]:
         emb: ModelReply = await self._call("embedder", "infer", texts)
-        self._thresholds = RetrievalThresholds(
+        thresholds = RetrievalThresholds(
             answer=emb.answer_threshold if emb.answer_threshold is not None else DEFAULT_ANSWER,
             suggest=emb.suggest_threshold if emb.suggest_threshold is not None else DEFAULT_SUGGEST,
             answer_margin=emb.answer_margin,
             answer_agree=emb.answer_agree,
         )
+        self._thresholds = thresholds
         search: SearchReply = await self._call(
             "retriever", "search", emb.texts, emb.outputs, top_k, emb.version
         )
         self.metrics.retrieval.observe(search.search_s)
         if search.embedder_mismatch:
             self.metrics.embedder_mismatch.inc()
-        return emb, search
+        return emb, search, thresholds
 
     # -- /v1/embed -----------------------------------------------------------------------------------------
     @app.post("/v1/embed", response_model=EmbedResponse, openapi_extra=_schema(EmbedRequest))

@@ -5,13 +5,16 @@ Rules:
 * ORT: CUDAExecutionProvider + the fp16 variant when ORT reports CUDA and the configured device is gpu or auto;
   otherwise CPUExecutionProvider + the int8 variant. A missing preferred variant falls back to fp32.
   Asking for gpu on a machine without CUDA logs a warning and runs on CPU (a CPU answer beats no answer).
-* FAISS: `index_cpu_to_gpu` when the faiss build reports GPUs and the device is gpu or auto; otherwise CPU.
+  ORT lists CUDA whenever the GPU build is installed, yet the CUDA provider can still fail to initialize (no
+  device or driver, missing cuDNN, out of memory): `open_session` then re-plans for CPU (int8 / fp32 variant).
+* FAISS: `index_cpu_to_gpu` when the faiss build reports GPUs and the device is gpu or auto; otherwise CPU
+  (also when moving the index to the GPU fails).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -116,13 +119,45 @@ def create_session(model_path: str, plan: OrtPlan, intra_op_threads: int) -> Any
     )
 
 
+def open_session(
+    model_path: Callable[[Variant], str],
+    plan: OrtPlan,
+    variants: Collection[Variant],
+    intra_op_threads: int,
+) -> tuple[Any, OrtPlan]:
+    """The session of `plan` and the plan it really runs. A CUDA plan whose provider fails to initialize - ORT
+    raises, or silently retries on CPU with the fp16 file - falls back to the CPU plan and its variant."""
+    if plan.on_gpu:
+        try:
+            session = create_session(model_path(plan.variant), plan, intra_op_threads)
+        except Exception as exc:  # any CUDA init failure: serve on CPU instead
+            log.warning("%s failed to initialize (%s); running on CPU", CUDA_EP, type(exc).__name__)
+        else:
+            if CUDA_EP in session.get_providers():
+                return session, plan
+            log.warning(
+                "%s did not initialize (session runs %s); running on CPU", CUDA_EP, session.get_providers()
+            )
+        plan = select_ort(Device.CPU, variants, [CPU_EP])
+    return create_session(model_path(plan.variant), plan, intra_op_threads), plan
+
+
 def place_faiss_index(index: Any, plan: FaissPlan) -> Any:
-    """Move a CPU FAISS index to the GPU when the plan says so (keeps the GPU resources alive on the index)."""
+    """Move a CPU FAISS index to the GPU when the plan says so (keeps the GPU resources alive on the index).
+    If that fails (faiss without GPU support, no device, out of GPU memory) the index stays on the CPU."""
     if not plan.on_gpu:
         return index
     import faiss
 
-    res = faiss.StandardGpuResources()  # type: ignore[attr-defined]
-    gpu_index: Any = faiss.index_cpu_to_gpu(res, plan.device_id, index)  # type: ignore[attr-defined]
+    try:
+        res = faiss.StandardGpuResources()  # type: ignore[attr-defined]
+        gpu_index: Any = faiss.index_cpu_to_gpu(res, plan.device_id, index)  # type: ignore[attr-defined]
+    except Exception as exc:  # a CPU index beats no index
+        log.warning(
+            "moving the FAISS index to GPU %d failed (%s); it stays on CPU",
+            plan.device_id,
+            type(exc).__name__,
+        )
+        return index
     gpu_index._xiaoke_resources = res  # the resources must outlive the index
     return gpu_index

@@ -19,7 +19,7 @@ import numpy as np
 from bundle.manifest import BundleKind, Manifest
 from bundle.normalize import normalize
 from bundle.store import verify_bundle
-from serving.providers import Device, OrtPlan, create_session, select_ort
+from serving.providers import Device, OrtPlan, open_session, select_ort
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,14 @@ class OnnxModel:
     ) -> None:
         self.bundle_dir = Path(bundle_dir)
         self.manifest: Manifest = verify_bundle(self.bundle_dir)
-        self.plan: OrtPlan = select_ort(device, set(self.manifest.variants), available_providers)
-        model_path = self.bundle_dir / self.manifest.model_file(self.plan.variant)
-        self.session = create_session(str(model_path), self.plan, intra_op_threads)
+        variants = set(self.manifest.variants)
+        self.plan: OrtPlan
+        self.session, self.plan = open_session(
+            lambda v: str(self.bundle_dir / self.manifest.model_file(v)),
+            select_ort(device, variants, available_providers),
+            variants,
+            intra_op_threads,
+        )
         self._input_names = {i.name for i in self.session.get_inputs()}
         self.encoder = Encoder(self.bundle_dir / TOKENIZER_FILE, self.manifest.max_seq_len)
         self.bucket_size = bucket_size

@@ -38,6 +38,9 @@ from serving.settings import ModelUserConfig, ResolvedSettings
 log = logging.getLogger("serving")
 
 EMBED_SHADOW_MIN_COSINE = 0.95  # an embedder shadow "disagrees" below this cosine with the live embedding
+# shadow runs in flight per model; beyond this batches are not sampled, so a shadow slower than the traffic
+# never piles work into the thread pool that the live batches share
+MAX_SHADOW_INFLIGHT = 2
 
 
 @dataclass
@@ -220,7 +223,7 @@ class ModelServer:
     def _maybe_shadow(self, live: OnnxModel, normalized: list[str], outputs: np.ndarray) -> None:
         shadow = self._shadow
         rate = self._cfg.shadow_sample_rate
-        if shadow is None or rate <= 0 or not normalized:
+        if shadow is None or rate <= 0 or not normalized or len(self._shadow_tasks) >= MAX_SHADOW_INFLIGHT:
             return
         picked = [i for i in range(len(normalized)) if random.random() < rate]
         if not picked:
@@ -229,14 +232,18 @@ class ModelServer:
         live_out = outputs[picked]
 
         async def run() -> None:
-            _, shadow_out, _ = await asyncio.to_thread(self._forward, shadow, texts)
-            if isinstance(shadow, EmbedderRuntime):
-                sims = np.sum(shadow_out * live_out, axis=1)
-                differ = [i for i, s in enumerate(sims) if s < EMBED_SHADOW_MIN_COSINE]
-            else:
-                live_lab = [live.manifest.labels[k] for k in live_out.argmax(axis=1)]
-                shadow_lab = [shadow.manifest.labels[k] for k in shadow_out.argmax(axis=1)]
-                differ = [i for i in range(len(texts)) if live_lab[i] != shadow_lab[i]]
+            try:
+                _, shadow_out, _ = await asyncio.to_thread(self._forward, shadow, texts)
+                if isinstance(shadow, EmbedderRuntime):
+                    sims = np.sum(shadow_out * live_out, axis=1)
+                    differ = [i for i, s in enumerate(sims) if s < EMBED_SHADOW_MIN_COSINE]
+                else:
+                    live_lab = [live.manifest.labels[k] for k in live_out.argmax(axis=1)]
+                    shadow_lab = [shadow.manifest.labels[k] for k in shadow_out.argmax(axis=1)]
+                    differ = [i for i in range(len(texts)) if live_lab[i] != shadow_lab[i]]
+            except Exception as exc:  # e.g. a shadow embedder of another dimension: log, never fail traffic
+                log.warning("shadow %s %s failed: %s", self.kind.value, shadow.version, type(exc).__name__)
+                return
             self._shadow_counts[0] += len(texts)
             self._shadow_counts[1] += len(differ)
             for i in differ[:20]:
@@ -270,6 +277,7 @@ class RetrieverServer:
         self.faiss_plan = select_faiss(settings.device, num_gpus)
         self._index: FaqIndex | None = None
         self._build_lock = asyncio.Lock()
+        self._sync_lock = asyncio.Lock()  # one load-and-swap at a time (poller, activate): the last word wins
         self._swap_lock = threading.Lock()
         self._poller: asyncio.Task[None] | None = None
         active = self.store.active()
@@ -280,13 +288,17 @@ class RetrieverServer:
                 log.error("active index %s cannot be loaded (%s); serving without an index", active, exc.code)
 
     def _load(self, version: str) -> FaqIndex:
+        """Load, place and warm up a version; any failure is an IndexStoreError (never a half-usable index)."""
         index = self.store.load(version, segmenter=self.segmenter)
-        if self.faiss_plan.on_gpu:
-            from serving.providers import place_faiss_index
+        try:
+            if self.faiss_plan.on_gpu:
+                from serving.providers import place_faiss_index
 
-            index.dense.index = place_faiss_index(index.dense.index, self.faiss_plan)
-        # warm up (jieba dictionary, FAISS / BLAS thread pools) before the index takes traffic
-        index.search([index.rows[0].text], np.asarray(index.vectors[:1]), 1)
+                index.dense.index = place_faiss_index(index.dense.index, self.faiss_plan)
+            # warm up (jieba dictionary, FAISS / BLAS thread pools) before the index takes traffic
+            index.search([index.rows[0].text], np.asarray(index.vectors[:1]), 1)
+        except Exception as exc:
+            raise IndexStoreError("INDEX_CORRUPT", f"index {version} fails its warm-up search") from exc
         log.info("index %s loaded (%d questions, %s)", version, index.info.size, index.info.index_type)
         return index
 
@@ -306,18 +318,22 @@ class RetrieverServer:
 
     async def sync(self) -> str | None:
         """Load the version named by the ACTIVE pointer if it is not the one being served."""
-        wanted = await asyncio.to_thread(self.store.active)
-        if wanted is None or wanted == self.active_version:
-            return self.active_version
-        try:
-            new = await asyncio.to_thread(self._load, wanted)
-        except IndexStoreError as exc:
-            log.error("cannot load index %s: %s", wanted, exc.code)
-            return self.active_version
+        async with self._sync_lock:
+            wanted = await asyncio.to_thread(self.store.active)
+            if wanted is None or wanted == self.active_version:
+                return self.active_version
+            try:
+                new = await asyncio.to_thread(self._load, wanted)
+            except IndexStoreError as exc:
+                log.error("cannot load index %s: %s", wanted, exc.code)
+                return self.active_version
+            self._swap(new)
+            return wanted
+
+    def _swap(self, new: FaqIndex) -> None:
         with self._swap_lock:
             self._index = new  # atomic reference swap; searches in flight keep the old index object
-        log.info("index %s is now active in this replica", wanted)
-        return wanted
+        log.info("index %s is now active in this replica", new.version)
 
     async def check_health(self) -> None:
         self._ensure_poller()
@@ -375,11 +391,15 @@ class RetrieverServer:
         return index.info
 
     async def activate(self, version: str) -> IndexInfo:
-        try:
-            await asyncio.to_thread(self.store.activate, version)
-        except IndexStoreError as exc:
-            raise ServingError(ErrorCode(exc.code), exc.message) from exc
-        await self.sync()
+        async with self._sync_lock:
+            try:
+                # load before the pointer moves: a version this replica cannot serve is never activated
+                new = None if version == self.active_version else await asyncio.to_thread(self._load, version)
+                await asyncio.to_thread(self.store.activate, version)
+            except IndexStoreError as exc:
+                raise ServingError(ErrorCode(exc.code), exc.message) from exc
+            if new is not None:
+                self._swap(new)
         return await self.info(version)
 
     async def info(self, version: str) -> IndexInfo:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -69,12 +70,17 @@ def recall_at_k(approx_ids: np.ndarray, exact_ids: np.ndarray, k: int = 10) -> f
     return hits / total if total else 1.0
 
 
+def _on_gpu(index: Any) -> bool:
+    return type(index).__name__.startswith("Gpu")  # faiss.GpuIndexFlatIP, GpuIndexIVFFlat, ...
+
+
 class DenseIndex:
     """A FAISS index plus the search parameters that were tuned for it. Vectors must be L2-normalized."""
 
     def __init__(self, index: Any, meta: DenseIndexMeta) -> None:
         self.index = index
         self.meta = meta
+        self._gpu_lock = threading.Lock()
         self._apply_search_params()
 
     @property
@@ -164,6 +170,11 @@ class DenseIndex:
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None, :]
+        if _on_gpu(self.index):
+            # FAISS GPU indexes are not thread-safe even for searches (their StandardGpuResources has one user
+            # at a time); CPU indexes are, so only GPU searches are serialized.
+            with self._gpu_lock:
+                return self.index.search(q, min(k, self.meta.size))  # type: ignore[no-any-return]
         return self.index.search(q, min(k, self.meta.size))  # type: ignore[no-any-return]
 
     # -- persistence ---------------------------------------------------------------------------------------
@@ -172,7 +183,7 @@ class DenseIndex:
 
         directory.mkdir(parents=True, exist_ok=True)
         cpu_index = self.index
-        if hasattr(faiss, "index_gpu_to_cpu") and type(self.index).__name__.startswith("Gpu"):
+        if hasattr(faiss, "index_gpu_to_cpu") and _on_gpu(self.index):
             cpu_index = faiss.index_gpu_to_cpu(self.index)
         faiss.write_index(cpu_index, str(directory / "dense.faiss"))
         meta = asdict(self.meta)

@@ -90,7 +90,7 @@ def default_version(rows: Sequence[IndexedQuestion], embedder_version: str) -> s
 
 
 def check_index_version(version: str) -> str:
-    if not _VERSION_RE.match(version) or version.startswith("."):
+    if not _VERSION_RE.fullmatch(version) or version.startswith("."):  # fullmatch: `$` accepts a trailing \n
         raise IndexStoreError("INDEX_VERSION_INVALID", f"invalid index version {version!r}")
     return version
 
@@ -259,7 +259,7 @@ class FaqIndex:
             return cls(
                 rows, tokens, vectors, dense, info, segmenter=segmenter, fusion=fusion, normalized=normalized
             )
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:  # faiss raises RuntimeError
             raise IndexStoreError("INDEX_CORRUPT", f"index at {directory} cannot be loaded") from exc
 
 

@@ -77,3 +77,10 @@ def test_store_refuses_tampered_source_and_bad_versions(tmp_path: Path) -> None:
     with pytest.raises(BundleError) as exc:
         store.resolve(BundleKind.EMBEDDER)
     assert exc.value.code == "BUNDLE_NOT_FOUND"
+
+
+@pytest.mark.parametrize("version", ["v1\n", "../v1", ".v1", "v1/x", ""])
+def test_bundle_versions_are_checked_whole(tmp_path: Path, version: str) -> None:
+    with pytest.raises(BundleError) as exc:
+        ModelStore(tmp_path).path(BundleKind.INTENT, version)
+    assert exc.value.code == "BUNDLE_VERSION_INVALID"

@@ -84,3 +84,7 @@ def test_serving_error_survives_pickling() -> None:
             3,
             429,
         )
+
+
+def test_corrupt_index_has_its_own_code() -> None:
+    assert ServingError(ErrorCode("INDEX_CORRUPT")).status == 409  # IndexStoreError codes map 1:1

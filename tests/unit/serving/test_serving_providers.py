@@ -113,3 +113,58 @@ def test_gpu_path_runs_where_cuda_exists(tmp_path: Path) -> None:
 
     index = place_faiss_index(faiss.IndexFlatIP(4), select_faiss(Device.AUTO))
     assert "Gpu" in type(index).__name__
+
+
+def _bundle_with_gpu_and_cpu_variants(d: Path) -> Path:
+    from tokenizers import Tokenizer, models
+
+    from bundle.manifest import BundleKind, Manifest
+    from bundle.store import write_manifest
+
+    d.mkdir()
+    _identity_model(d / "model.fp16.onnx")
+    _identity_model(d / "model.int8.onnx")
+    Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1}, unk_token="[UNK]")).save(str(d / "tokenizer.json"))
+    variants = {Variant.FP16: "model.fp16.onnx", Variant.INT8: "model.int8.onnx"}
+    write_manifest(
+        d, Manifest(kind=BundleKind.INTENT, version="v1", source_checkpoint="c", variants=variants)
+    )
+    return d
+
+
+def test_cuda_listed_but_failing_to_initialize_falls_back_to_cpu_plan(tmp_path: Path) -> None:
+    """ORT lists CUDA (GPU build installed) but the CUDA provider cannot start (here: no CUDA at all, so ORT
+    drops it and builds a CPU session). The runtime must run - and report - the CPU plan with the CPU variant,
+    not the fp16 file on CPU while claiming CUDA."""
+    from serving.runtime import OnnxModel
+
+    model = OnnxModel(_bundle_with_gpu_and_cpu_variants(tmp_path / "b"), available_providers=WITH_CUDA)
+    assert model.session.get_providers() == [CPU_EP]
+    assert (model.plan.provider, model.plan.variant, model.plan.on_gpu) == (CPU_EP, Variant.INT8, False)
+
+
+def test_cuda_session_raising_falls_back_to_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving import providers
+
+    real = providers.create_session
+
+    def cuda_fails(path: str, plan: providers.OrtPlan, threads: int) -> object:
+        if plan.on_gpu:
+            raise RuntimeError("CUDA failure 100: no CUDA-capable device is detected")
+        return real(path, plan, threads)
+
+    monkeypatch.setattr(providers, "create_session", cuda_fails)
+    paths = {Variant.FP16: "fp16", Variant.INT8: str(_identity_model(tmp_path / "m.onnx"))}
+    sess, plan = providers.open_session(paths.__getitem__, select_ort(Device.GPU, ALL, WITH_CUDA), ALL, 1)
+    assert plan.variant is Variant.INT8 and not plan.on_gpu
+    assert sess.get_providers() == [CPU_EP]
+
+
+def test_faiss_gpu_placement_failure_keeps_cpu_index(caplog: pytest.LogCaptureFixture) -> None:
+    import faiss
+
+    if faiss_gpu_count() > 0:
+        pytest.skip("this machine has a faiss GPU")
+    index = faiss.IndexFlatIP(4)  # faiss-cpu: no GPU resources at all, like a GPU build without a device
+    assert place_faiss_index(index, FaissPlan(on_gpu=True)) is index
+    assert "stays on CPU" in caplog.text

@@ -27,6 +27,7 @@ from serving.retrieval import (
     l2_normalize,
     recall_at_k,
 )
+from serving.retrieval.dense import DenseIndexMeta
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +283,55 @@ def test_faq_level_keyword_score_pools_an_faqs_paraphrases(segmenter: JiebaSegme
         store.load("v1", segmenter=segmenter).search([query], np.zeros((1, 8)), 1)[0][0].faq_id
         == "return_fee"
     )
+
+
+@pytest.mark.parametrize("version", ["v1\n", "../v1", ".v1", "v 1", "", "a" * 65])
+def test_index_version_names_are_checked_whole(version: str, tmp_path: Path) -> None:
+    # "v1\n" used to pass (`re.match` + `$`): the version directory got a newline in its name while the
+    # stripped ACTIVE pointer named "v1", so every replica pointed at an index that does not exist
+    with pytest.raises(IndexStoreError) as exc:
+        IndexStore(tmp_path).path(version)
+    assert exc.value.code == "INDEX_VERSION_INVALID"
+
+
+def test_corrupt_faiss_file_is_index_corrupt(segmenter: JiebaSegmenter, tmp_path: Path) -> None:
+    store = IndexStore(tmp_path / "indexes")
+    v1, _ = _toy_index(segmenter, "v1")
+    (store.save(v1) / "dense.faiss").write_bytes(b"not a faiss index")  # faiss raises RuntimeError
+    with pytest.raises(IndexStoreError) as exc:
+        store.load("v1", segmenter=segmenter)
+    assert exc.value.code == "INDEX_CORRUPT"
+
+
+def test_gpu_dense_searches_are_serialized() -> None:
+    """FAISS GPU indexes are not thread-safe even for searches; CPU ones are and stay concurrent."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    class _Probe:
+        def __init__(self) -> None:
+            self.inside = self.most = 0
+            self.lock = threading.Lock()
+
+        def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            with self.lock:
+                self.inside += 1
+                self.most = max(self.most, self.inside)
+            time.sleep(0.02)
+            with self.lock:
+                self.inside -= 1
+            return np.zeros((len(q), k), np.float32), np.zeros((len(q), k), np.int64)
+
+    class GpuIndexFlatIP(_Probe):  # named like faiss's GPU classes
+        pass
+
+    class IndexFlatIP(_Probe):
+        pass
+
+    q = np.ones((1, 4), np.float32)
+    for probe, expected in ((GpuIndexFlatIP(), 1), (IndexFlatIP(), 4)):
+        dense = DenseIndex(probe, DenseIndexMeta(IndexType.FLAT, 4, 10))
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _, d=dense: d.search(q, 3), range(8)))
+        assert probe.most == expected, type(probe).__name__

@@ -92,3 +92,48 @@ async def test_build_errors_have_stable_codes(tmp_path: Path) -> None:
     assert exc.value.code is ErrorCode.INDEX_NOT_FOUND
     empty = await RetrieverServer(_settings(tmp_path / "other"), num_gpus=0).search(["x"], vecs[:1], 3, "e")
     assert empty.candidates == [[]] and empty.index_version is None
+
+
+async def test_corrupt_version_is_refused_before_the_pointer_moves(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    a = RetrieverServer(settings, num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    await a.build(rows, vecs, texts, "v2", "emb-1", False)
+    (settings.index_root / "v2" / "dense.faiss").write_bytes(b"truncated")
+    with pytest.raises(ServingError) as exc:
+        await a.activate("v2")
+    assert exc.value.code is ErrorCode.INDEX_CORRUPT
+    assert a.store.active() == "v1" and a.active_version == "v1"  # every replica keeps serving v1
+    reply = await a.search(["怎么退货"], vecs[:1], 2, "emb-1")
+    assert reply.index_version == "v1" and reply.candidates[0]
+
+    (settings.index_root / "v1" / "dense.faiss").write_bytes(b"truncated")  # the active one breaks on disk
+    assert RetrieverServer(settings, num_gpus=0).active_version is None  # a new replica starts without it
+
+
+async def test_rollback_during_a_slow_poll_load_ends_on_the_rolled_back_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(tmp_path)
+    a = RetrieverServer(settings, num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    await a.build(rows, vecs, texts, "v2", "emb-1", False)
+    real_load = a._load
+
+    def slow_load(version: str):
+        if version == "v2":
+            import time
+
+            time.sleep(0.3)
+        return real_load(version)
+
+    monkeypatch.setattr(a, "_load", slow_load)
+    a.store.activate("v2")  # another replica activates v2 ...
+    poll = asyncio.ensure_future(a.sync())  # ... this replica's poller starts loading it
+    await asyncio.sleep(0.05)
+    await a.activate("v1")  # ... and the admin rolls back while that load runs
+    await poll
+    assert a.store.active() == "v1"
+    assert a.active_version == "v1"  # the poller's late v2 swap must not win over the rollback

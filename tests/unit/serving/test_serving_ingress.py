@@ -1,0 +1,84 @@
+"""NluIngress handlers without Ray: the undecorated class with in-process fake models and retriever."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.ingress import NluIngress, _Local
+from serving.servers import ModelReply, SearchReply
+from serving.settings import ServingArgs
+
+
+def _request(body: dict[str, Any]) -> Any:
+    from starlette.requests import Request
+
+    raw = json.dumps(body, ensure_ascii=False).encode()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return Request({"type": "http", "method": "POST", "path": "/v1/nlu", "headers": []}, receive)
+
+
+class _Classifier:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    async def infer(self, texts: list[str]) -> ModelReply:
+        probs = np.tile(np.array([[0.8, 0.2]], np.float32), (len(texts), 1))
+        return ModelReply(self.kind, "c1", list(texts), probs, labels=["refund", "other"])
+
+
+class _Embedder:
+    """Every call answers with the next bundle version, as during a rolling bundle swap."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def infer(self, texts: list[str]) -> ModelReply:
+        self.calls += 1
+        answer = {1: 0.9, 2: 0.6}[self.calls]
+        vecs = np.ones((len(texts), 4), np.float32) / 2
+        return ModelReply("embedder", f"e{self.calls}", list(texts), vecs, answer_threshold=answer)
+
+
+class _Retriever:
+    def __init__(self) -> None:
+        self.release_e1 = asyncio.Event()
+
+    async def search(
+        self, texts: list[str], vectors: np.ndarray, top_k: int, emb_version: str
+    ) -> SearchReply:
+        if emb_version == "e1":
+            await self.release_e1.wait()  # the first request's search is slow
+        return SearchReply([[] for _ in texts], "ix-1", 0.0)
+
+
+def _ingress(tmp_path: Path) -> Any:
+    settings = ServingArgs(model_store=tmp_path, device="cpu", bootstrap=False).settings()
+    undecorated = NluIngress.__mro__[1]  # the class as written, before @serve.ingress wrapped it
+    ingress = object.__new__(NluIngress)
+    fake = object()
+    undecorated.__init__(ingress, settings, fake, fake, fake, fake)
+    ingress.models = {"intent": _Local(_Classifier("intent")), "sentiment": _Local(_Classifier("sentiment"))}
+    ingress.models["embedder"] = _Local(_Embedder())
+    ingress.retriever = _Local(_Retriever())
+    return ingress
+
+
+async def test_thresholds_belong_to_the_embedder_that_scored_the_request(tmp_path: Path) -> None:
+    ingress = _ingress(tmp_path)
+    retriever: _Retriever = ingress.retriever.target
+    first = asyncio.ensure_future(ingress._nlu(_request({"texts": ["我要退货"]}), "r1"))
+    await asyncio.sleep(0.05)  # first request: embedded by e1, now searching
+    second, _ = await ingress._nlu(_request({"texts": ["发票怎么开"]}), "r2")  # embedded by e2, done
+    assert (second.model_versions["embedder"], second.thresholds.answer) == ("e2", 0.6)
+    retriever.release_e1.set()
+    resp, _ = await first
+    # candidates were fused from e1's vectors: the thresholds to apply to them are e1's, not the latest
+    assert (resp.model_versions["embedder"], resp.thresholds.answer) == ("e1", 0.9)
