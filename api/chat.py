@@ -150,7 +150,12 @@ class ChatService:
                     latency_ms=latency_ms,
                 ),
             ]
-            await self.s.journal.append(records)  # accepted from here on: the writer will land it
+            try:
+                await self.s.journal.append(records)  # accepted from here on: the writer will land it
+            except BaseException:
+                if opened_ticket:  # the turn is refused: withdraw its ticket, or a retry opens a second one
+                    await self.handoff.withdraw_ticket(session.handoff.ticket_id)
+                raise
             session.add_turn(user_turn, keep)
             session.add_turn(bot_turn, keep)
             await store.save(session)

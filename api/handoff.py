@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ from api.errors import AppError, DependencyUnavailable, ErrorCode, NotFound
 from api.pii import mask_pii
 from api.services import Services
 from api.sessions import HandoffInfo, Session, Turn
+
+log = logging.getLogger(__name__)
 
 AGENTS_TOPIC = "agents"
 
@@ -84,6 +87,25 @@ class HandoffService:
         session.handoff = HandoffInfo(status="waiting", ticket_id=ticket_id)
         session.dialog.phase = Phase.AGENT
         return ticket_id
+
+    async def withdraw_ticket(self, ticket_id: str | None) -> None:
+        """Close a ticket that was never announced because its turn was refused (best effort: a database that is
+        down leaves it waiting, and agents see it as they would a visitor who left)."""
+        if not ticket_id:
+            return
+
+        def close() -> None:
+            with self.s.session_factory() as db, db.begin():
+                db.execute(
+                    update(HandoffTicket)
+                    .where(HandoffTicket.id == ticket_id, HandoffTicket.status == "waiting")
+                    .values(status="closed", closed_at=datetime.now(UTC))
+                )
+
+        try:
+            await asyncio.to_thread(close)
+        except Exception:
+            log.warning("could not withdraw handoff ticket %s", ticket_id)
 
     async def announce_ticket(self, session: Session) -> None:
         payload = {

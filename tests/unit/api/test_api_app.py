@@ -169,6 +169,31 @@ async def test_serving_down_degrades_within_a_second(app_client, fake_nlu: FakeN
     assert r.status_code == 200 and r.json()["reply"]["type"] == "degraded"
 
 
+async def test_a_refused_handoff_turn_leaves_no_ticket_behind(app_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The ticket is opened before the turn is journalled: when the journal then refuses the turn (503), the
+    ticket is withdrawn, so the visitor's retry leaves exactly one waiting ticket for agents."""
+    from api.db.models import HandoffTicket
+    from api.errors import DependencyUnavailable
+
+    app, client = app_client
+    services = app.state.services
+    sess, _ = await start(client, "你好")
+    real_append = services.journal.append
+
+    async def refuse(records):  # type: ignore[no-untyped-def]
+        raise DependencyUnavailable(detail="journal full")
+
+    monkeypatch.setattr(services.journal, "append", refuse)
+    r = await chat(client, "转人工", sess)
+    assert r.status_code == 503
+    monkeypatch.setattr(services.journal, "append", real_append)
+    r = await chat(client, "转人工", sess)
+    assert r.status_code == 200 and r.json()["handoff"] == {"status": "waiting"}
+    with services.session_factory() as db:
+        tickets = db.scalars(select(HandoffTicket).where(HandoffTicket.session_id == sess[0])).all()
+        assert sorted(t.status for t in tickets) == ["closed", "waiting"]
+
+
 async def test_handoff_flow_end_to_end(app_client) -> None:  # type: ignore[no-untyped-def]
     app, client = app_client
     from api.bootstrap import ensure_admin
