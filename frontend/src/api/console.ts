@@ -100,8 +100,8 @@ export function createConsoleApi(opts: ConsoleApiOptions) {
       unwrap(c.POST('/api/v1/admin/handoffs/{ticket_id}/messages', { params: { path: { ticket_id: ticketId } }, body: { text } })),
     release: (ticketId: string) =>
       unwrap(c.POST('/api/v1/admin/handoffs/{ticket_id}/release', { params: { path: { ticket_id: ticketId } } })),
-    agentEvents: (onEvent: (e: SseEvent) => void, signal: AbortSignal) =>
-      streamSse(`${baseUrl}/api/v1/admin/events`, authHeaders(), onEvent, signal, fetchImpl),
+    agentEvents: (onEvent: (e: SseEvent) => void, signal: AbortSignal, onOpen?: () => void) =>
+      streamSse(`${baseUrl}/api/v1/admin/events`, authHeaders(), onEvent, signal, fetchImpl, onOpen),
   }
 }
 

@@ -115,6 +115,7 @@ export class SseParser {
 /**
  * Open an SSE stream with fetch and call `onEvent` per event until the server closes it or `signal` aborts.
  * Resolves when the stream ends normally; rejects with ApiError when it cannot be opened or breaks.
+ * `onOpen` runs once the stream is accepted (the server keeps no backlog: callers catch up from there).
  */
 export async function streamSse(
   url: string,
@@ -122,6 +123,7 @@ export async function streamSse(
   onEvent: (e: SseEvent) => void,
   signal: AbortSignal,
   fetchImpl: typeof fetch = globalThis.fetch,
+  onOpen?: () => void,
 ): Promise<void> {
   let response: Response
   try {
@@ -141,6 +143,7 @@ export async function streamSse(
     throw toApiError(response.status, body)
   }
   const reader = response.body.getReader()
+  onOpen?.()
   const decoder = new TextDecoder()
   const parser = new SseParser()
   try {

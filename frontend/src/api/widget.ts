@@ -63,8 +63,8 @@ export class WidgetApi {
     )
   }
 
-  events(session: SessionCredentials, onEvent: (e: SseEvent) => void, signal: AbortSignal): Promise<void> {
+  events(session: SessionCredentials, onEvent: (e: SseEvent) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
     const url = `${this.baseUrl}/api/v1/sessions/${encodeURIComponent(session.id)}/events`
-    return streamSse(url, WidgetApi.auth(session), onEvent, signal, this.fetchImpl)
+    return streamSse(url, WidgetApi.auth(session), onEvent, signal, this.fetchImpl, onOpen)
   }
 }

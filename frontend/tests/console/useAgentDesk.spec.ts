@@ -2,9 +2,20 @@ import { describe, expect, it, vi } from 'vitest'
 import { defineComponent, h } from 'vue'
 import { mount } from '@vue/test-utils'
 import { useAgentDesk } from '@/console/composables/useAgentDesk'
-import { useApi } from '@/console/context'
+import { useApi, useT } from '@/console/context'
 import { fakeFetch, json, sseResponse } from '../widget/helpers'
 import { consoleGlobals } from './helpers'
+
+/** The composable inside a component (it registers an unmount hook). */
+const Host = defineComponent({
+  props: { onDesk: { type: Function, required: true } },
+  setup: (props) => (props.onDesk(useAgentDesk(useApi(), useT().t)), () => h('div')),
+})
+function mountDesk(g: ReturnType<typeof consoleGlobals>): ReturnType<typeof useAgentDesk> {
+  let desk!: ReturnType<typeof useAgentDesk>
+  mount(Host, { props: { onDesk: (d: ReturnType<typeof useAgentDesk>) => (desk = d) }, global: g.global })
+  return desk
+}
 
 const ticket = { ticket_id: 't1', session_id: 's1', status: 'waiting', created_at: '2026-11-24T10:00:00Z', agent: null, last_message: '在吗' }
 
@@ -33,8 +44,7 @@ describe('useAgentDesk', () => {
         ]),
     })
     const g = consoleGlobals(f.impl)
-    let desk!: ReturnType<typeof useAgentDesk>
-    mount(defineComponent({ setup: () => ((desk = useAgentDesk(useApi(), g.i18n.t)), () => h('div')) }), { global: g.global })
+    const desk = mountDesk(g)
 
     await desk.loadQueue()
     expect(desk.waiting.value.map((x) => x.ticket_id)).toEqual(['t1'])
@@ -54,6 +64,34 @@ describe('useAgentDesk', () => {
     await vi.waitFor(() => expect(desk.messages.value.map((m) => m.id)).toEqual(['u1', 'a1', 'u2']))
     expect(desk.live.value).toBe(true)
     expect(queueLoads).toBe(before) // message events do not reload the queue
+    desk.disconnect()
+  })
+
+  it('after the live stream drops, re-reads the open conversation: nothing the visitor wrote meanwhile is lost', async () => {
+    let transcripts = 0
+    let opens = 0
+    const msg = (id: string, text: string) => ({ id, role: 'user', text, created_at: '2026-11-24T10:00:00Z' })
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: url.searchParams.get('status') === 'active' ? [{ ...ticket, status: 'active' }] : [] }),
+      'GET /api/v1/admin/conversations/s1': () => {
+        transcripts++
+        const messages = transcripts === 1 ? [msg('u1', '在吗')] : [msg('u1', '在吗'), msg('u3', '订单号是 123')]
+        return json({ session_id: 's1', started_at: '', last_at: '', handoff: true, rating: null, rating_comment: null, messages })
+      },
+      'GET /api/v1/admin/events': () => {
+        opens++
+        if (opens === 1) return new Response(new ReadableStream({ start: (c) => c.close() }), { status: 200, headers: { 'Content-Type': 'text/event-stream' } })
+        return sseResponse([])
+      },
+    })
+    const g = consoleGlobals(f.impl)
+    const desk = mountDesk(g)
+    await desk.loadQueue()
+    await desk.select(desk.active.value[0])
+    expect(desk.messages.value.map((m) => m.id)).toEqual(['u1'])
+    void desk.connect()
+    await vi.waitFor(() => expect(desk.messages.value.map((m) => m.id)).toEqual(['u1', 'u3']), { timeout: 3000 })
+    expect(opens).toBe(2)
     desk.disconnect()
   })
 })

@@ -108,6 +108,18 @@ describe('ChatPanel', () => {
     expect((input.element as HTMLTextAreaElement).value).toBe('')
   })
 
+  it('does not send on the Enter that confirms an IME candidate (Chrome isComposing, Safari keyCode 229)', async () => {
+    const { wrapper } = mountPanel()
+    const input = wrapper.find('textarea#xk-input')
+    await input.setValue('订单')
+    await input.trigger('keydown', { key: 'Enter', isComposing: true })
+    await input.trigger('keydown', { key: 'Enter', keyCode: 229 }) // Safari: compositionend came first
+    expect(wrapper.emitted('send')).toBeUndefined()
+    expect((input.element as HTMLTextAreaElement).value).toBe('订单')
+    await input.trigger('keydown', { key: 'Enter', keyCode: 13 })
+    expect(wrapper.emitted('send')).toEqual([['订单']])
+  })
+
   it('offers thumbs on bot replies, a hand-off button, an offline banner and an aria-live log', async () => {
     const { wrapper, store } = mountPanel()
     store.messages.push(makeMessage({ role: 'user', text: '你好' }))

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createPinia, setActivePinia } from 'pinia'
 import { WidgetApi } from '@/api/widget'
 import { useChat } from '@/widget/composables/useChat'
@@ -239,5 +239,123 @@ describe('useChat', () => {
     expect(chat.store.messages.filter((m) => m.role === 'system')).toHaveLength(0)
     expect(chat.store.handoff).toBe('waiting')
     chat.stopEvents()
+  })
+
+  it('sends turns one at a time: a quick second message joins the session the first one opened', async () => {
+    const gates: (() => void)[] = []
+    let n = 0
+    const f = fakeFetch({
+      'POST /api/v1/chat': async () => {
+        const i = ++n
+        await new Promise<void>((r) => gates.push(r))
+        return json(chatReply({ message_id: `b${i}`, session_token: i === 1 ? 'tok1' : null }))
+      },
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    const first = chat.send('你好')
+    const second = chat.send('我的订单到哪了')
+    expect(chat.store.messages.map((m) => [m.text, m.status])).toEqual([
+      ['你好', 'pending'],
+      ['我的订单到哪了', 'pending'],
+    ])
+    await vi.waitFor(() => expect(gates).toHaveLength(1))
+    await flush()
+    expect(f.calls.filter((c) => c.path === '/api/v1/chat')).toHaveLength(1) // the second waits for the first
+    gates.shift()!()
+    await first
+    await vi.waitFor(() => expect(gates).toHaveLength(1))
+    gates.shift()!()
+    await second
+    const bodies = f.calls.filter((c) => c.path === '/api/v1/chat').map((c) => c.body)
+    expect(bodies).toEqual([
+      { message: '你好', session_id: null, user_id: null },
+      { message: '我的订单到哪了', session_id: 's1', user_id: null },
+    ])
+    expect(chat.store.messages.map((m) => m.role)).toEqual(['user', 'user', 'bot', 'bot'])
+    chat.stopEvents()
+  })
+
+  it('catches up on agent messages sent while the event stream was down', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    let histories = 0
+    let opens = 0
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () => {
+        histories++
+        const messages =
+          histories === 1
+            ? []
+            : [{ id: 'a7', role: 'agent', text: '您的订单已发货', created_at: '2026-11-24T10:03:00Z', reply_type: null, suggestions: [], faq_id: null }]
+        return json({ session_id: 's1', handoff: { status: 'active' }, messages })
+      },
+      'GET /api/v1/sessions/s1/events': () => {
+        opens++
+        if (opens === 1)
+          // the first stream drops at once (proxy timeout, Wi-Fi switch); the agent writes meanwhile
+          return new Response(new ReadableStream({ start: (c) => c.close() }), { status: 200, headers: { 'Content-Type': 'text/event-stream' } })
+        return sseResponse([])
+      },
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    await vi.waitFor(() => expect(chat.store.messages.map((m) => [m.role, m.text])).toEqual([['agent', '您的订单已发货']]))
+    expect(opens).toBe(2)
+    chat.stopEvents()
+  })
+
+  it('tells the visitor when the event stream finds the session gone, and starts over on the next message', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    const gone = () => json({ error: { code: 'SESSION_NOT_FOUND', message: '会话不存在或已过期 / expired', request_id: 'r' } }, 404)
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () => json({ session_id: 's1', handoff: { status: 'waiting' }, messages: [] }),
+      'GET /api/v1/sessions/s1/events': gone, // e.g. the API restarted and lost its in-process sessions
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    await vi.waitFor(() => expect(chat.store.session).toBeNull())
+    expect(chat.store.notice).toBe('会话已过期，已为您开始新的对话')
+    expect(chat.store.handoff).toBe('none') // no longer "queued" for an agent that will never come
+    expect(storage.getItem('xk')).toBeNull()
+  })
+
+  it('asks for a human in a new conversation when the session expired', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 'old', token: 'tokOld' }))
+    const f = fakeFetch({
+      'GET /api/v1/sessions/old/history': () => json({ session_id: 'old', handoff: { status: 'none' }, messages: [] }),
+      'GET /api/v1/sessions/old/events': () => sseResponse([]),
+      'POST /api/v1/sessions/old/handoff': () => json({ error: { code: 'SESSION_NOT_FOUND', message: 'x', request_id: 'r' } }, 404),
+      'POST /api/v1/chat': () =>
+        json(chatReply({ reply: { type: 'handoff', text: '正在为您转接人工客服', suggestions: [], faq_id: null, quick_replies: [] }, handoff: { status: 'waiting' } })),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    await chat.requestHandoff()
+    expect(f.calls.filter((c) => c.path === '/api/v1/chat').map((c) => c.body)).toEqual([{ message: '转人工', session_id: null, user_id: null }])
+    expect(chat.store.session).toEqual({ id: 's1', token: 'tok1' })
+    expect(chat.store.handoff).toBe('waiting')
+    expect(chat.store.notice).not.toBe('转人工失败，请稍后再试')
+    chat.stopEvents()
+  })
+
+  it('drops an expired session when feedback or the rating finds it gone', async () => {
+    const storage = memoryStorage()
+    const gone = () => json({ error: { code: 'SESSION_NOT_FOUND', message: 'x', request_id: 'r' } }, 404)
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => json(chatReply()),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'POST /api/v1/feedback': gone,
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.send('运费')
+    await chat.feedback(chat.store.messages[1], 'up')
+    expect(chat.store.messages[1].feedback).toBeNull()
+    expect(chat.store.session).toBeNull() // the next message starts the new conversation the notice promises
+    expect(storage.getItem('xk')).toBeNull()
+    expect(chat.store.notice).toBe('会话已过期，已为您开始新的对话')
   })
 })

@@ -60,6 +60,18 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
       await loadQueue()
     }
   }
+  /** The event stream keeps no backlog: after a reconnect, re-read the queue and the open conversation. */
+  async function catchUp() {
+    await loadQueue()
+    const ticket = selected.value
+    if (!ticket) return
+    try {
+      const r = await api.transcript(ticket.session_id)
+      if (selected.value?.ticket_id === ticket.ticket_id) r.messages.forEach(appendMessage)
+    } catch {
+      /* shown again on the next reconnect or refresh */
+    }
+  }
   function appendMessage(m: TranscriptMessage) {
     if (!messages.value.some((x) => x.id === m.id)) messages.value.push(m)
   }
@@ -87,11 +99,15 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
     const c = new AbortController()
     ctrl = c
     let attempt = 0
+    let opens = 0
+    const onOpen = () => {
+      if (opens++ > 0) void catchUp() // what happened while the stream was down
+    }
     while (!c.signal.aborted) {
       const started = Date.now()
       try {
         live.value = true
-        await api.agentEvents(onEvent, c.signal)
+        await api.agentEvents(onEvent, c.signal, onOpen)
       } catch (e) {
         if (e instanceof ApiError && (e.status === 401 || e.status === 403)) break
       }
@@ -99,7 +115,6 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
       live.value = false
       if (Date.now() - started > 30_000) attempt = 0
       await sleep(backoffDelay(attempt++, 1000, 30_000))
-      void loadQueue()
     }
   }
   function disconnect() {

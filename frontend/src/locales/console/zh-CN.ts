@@ -87,6 +87,7 @@ export default {
     exportCsv: '导出 CSV',
     exportXlsx: '导出 Excel',
     required: '请填写问题和答案',
+    draftRestored: '已恢复登录过期前未保存的内容，请检查后保存',
     index: {
       title: '检索索引',
       live: '当前线上版本',

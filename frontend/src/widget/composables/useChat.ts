@@ -41,6 +41,9 @@ export function useChat(deps: ChatDeps) {
   const sleep = deps.sleep ?? realSleep
   const retryOpts = { retries: deps.retries ?? 3, baseMs: 600, maxMs: 8000, sleep }
   let events: AbortController | null = null
+  /** Turns go out one at a time, in order: the second message of a new visitor must carry the session the
+   *  first one created (sent side by side, each would open its own session). */
+  let turns: Promise<void> = Promise.resolve()
 
   // ---- session persistence -------------------------------------------------------------------------
   function loadSession(): SessionCredentials | null {
@@ -60,6 +63,18 @@ export function useChat(deps: ChatDeps) {
     } catch {
       /* storage full or disabled: the conversation just won't survive a reload */
     }
+  }
+
+  /** The server no longer knows our session (expired, or lost on a restart). */
+  const sessionGone = (e: unknown) => e instanceof ApiError && (e.code === 'SESSION_NOT_FOUND' || e.status === 410)
+
+  /** Forget the dead session and tell the visitor; the next message starts a new conversation. */
+  function expireSession() {
+    stopEvents()
+    saveSession(null)
+    store.session = null
+    store.handoff = 'none'
+    store.notice = t('errors.SESSION_NOT_FOUND')
   }
 
   function errorText(e: unknown): string {
@@ -126,6 +141,12 @@ export function useChat(deps: ChatDeps) {
       mine = store.messages[store.messages.length - 1] // the reactive copy
     }
     mine.status = 'pending'
+    const turn = turns.then(() => deliver(text, mine))
+    turns = turn.catch(() => undefined)
+    return turn
+  }
+
+  async function deliver(text: string, mine: ChatMessage): Promise<void> {
     store.typing = !store.withAgent
     try {
       const res = await withRetry(() => api.chat(text, store.session, config.userId), {
@@ -157,14 +178,10 @@ export function useChat(deps: ChatDeps) {
         )
       if (res.handoff?.status) applyHandoff(res.handoff.status)
     } catch (e) {
-      if (e instanceof ApiError && e.code === 'SESSION_NOT_FOUND' && store.session) {
+      if (sessionGone(e) && store.session) {
         // The server forgot our session (TTL): start a new one and resend this message once.
-        stopEvents()
-        saveSession(null)
-        store.session = null
-        store.handoff = 'none'
-        store.notice = t('errors.SESSION_NOT_FOUND')
-        return send(text, mine)
+        expireSession()
+        return deliver(text, mine)
       }
       mine.status = 'failed'
       if (e instanceof ApiError && e.transient && e.status === 0) store.connection = 'offline'
@@ -212,7 +229,7 @@ export function useChat(deps: ChatDeps) {
     else store.push(makeMessage({ role: 'system', text: t('handoff.closed') }))
   }
 
-  async function requestHandoff(): Promise<void> {
+  async function requestHandoff(renewed = false): Promise<void> {
     if (store.withAgent) return
     if (!store.session) {
       await send(t('handoff.button'))
@@ -224,6 +241,12 @@ export function useChat(deps: ChatDeps) {
       const res = await withRetry(() => api.handoff(session), retryOpts)
       applyHandoff(res?.status === 'active' ? 'active' : 'waiting')
     } catch (e) {
+      if (sessionGone(e) && store.session?.id === session.id) {
+        expireSession()
+        // ask again in a new conversation (its 转人工 message opens the ticket), once
+        if (!renewed) return requestHandoff(true)
+        return
+      }
       store.notice = e instanceof ApiError && e.code !== 'HANDOFF_STATE' ? t('handoff.failed') : errorText(e)
     }
   }
@@ -236,7 +259,8 @@ export function useChat(deps: ChatDeps) {
       await api.feedback(store.session, { message_id: m.id, rating })
     } catch (e) {
       m.feedback = previous
-      store.notice = errorText(e)
+      if (sessionGone(e)) expireSession()
+      else store.notice = errorText(e)
     }
   }
 
@@ -250,7 +274,8 @@ export function useChat(deps: ChatDeps) {
       store.rated = true
       return true
     } catch (e) {
-      store.notice = errorText(e)
+      if (sessionGone(e)) expireSession()
+      else store.notice = errorText(e)
       return false
     }
   }
@@ -281,6 +306,21 @@ export function useChat(deps: ChatDeps) {
     }
   }
 
+  /**
+   * The event stream has no backlog: whatever an agent (or the bot handing back) said while it was down is only
+   * in the history. Add the messages we have not shown yet and follow the hand-off state.
+   */
+  async function catchUp(session: SessionCredentials): Promise<void> {
+    try {
+      const h = await api.history(session)
+      if (store.session?.id !== session.id) return
+      for (const m of h.messages) if (m.role !== 'user') store.push(fromHistory(m)) // push skips ids already shown
+      applyHandoff(h.handoff.status)
+    } catch {
+      /* the next reconnect tries again */
+    }
+  }
+
   function startEvents() {
     const session = store.session
     if (!session || events) return
@@ -288,12 +328,20 @@ export function useChat(deps: ChatDeps) {
     events = ctrl
     void (async () => {
       let attempt = 0
+      let opens = 0
+      const onOpen = () => {
+        if (opens++ > 0) void catchUp(session) // a reconnect: fetch what was missed while the stream was down
+      }
       while (!ctrl.signal.aborted && store.session?.id === session.id) {
         const opened = Date.now()
         try {
-          await api.events(session, onEvent, ctrl.signal)
+          await api.events(session, onEvent, ctrl.signal, onOpen)
           attempt = 0
         } catch (e) {
+          if (sessionGone(e)) {
+            if (!ctrl.signal.aborted && store.session?.id === session.id) expireSession()
+            break
+          }
           if (e instanceof ApiError && (e.status === 404 || e.status === 401 || e.status === 403)) break
           if (Date.now() - opened > 30_000) attempt = 0
         }

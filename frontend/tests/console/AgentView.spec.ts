@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest'
+import { mount, flushPromises } from '@vue/test-utils'
+import AgentView from '@/console/views/AgentView.vue'
+import { fakeFetch, json, sseResponse } from '../widget/helpers'
+import { consoleGlobals } from './helpers'
+
+const ticket = { ticket_id: 't1', session_id: 's1', status: 'active', created_at: '2026-11-24T10:00:00Z', agent: 'admin', last_message: '在吗' }
+
+describe('AgentView', () => {
+  it('does not send the reply on the Enter that confirms a pinyin candidate (Safari keyCode 229)', async () => {
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: url.searchParams.get('status') === 'active' ? [ticket] : [] }),
+      'GET /api/v1/admin/conversations/s1': () => json({ session_id: 's1', started_at: '', last_at: '', handoff: true, rating: null, rating_comment: null, messages: [] }),
+      'GET /api/v1/admin/events': () => sseResponse([]),
+      'POST /api/v1/admin/handoffs/t1/messages': (_u, init) => json({ id: 'a1', role: 'agent', text: JSON.parse(init.body!).text, created_at: '2026-11-24T10:01:00Z' }),
+    })
+    const g = consoleGlobals(f.impl)
+    const w = mount(AgentView, { global: g.global, attachTo: document.body })
+    await flushPromises()
+    await w.findAll('.el-radio-button').at(1)!.find('input').setValue(true) // the "active" tab
+    await w.find('button.ticket').trigger('click')
+    await flushPromises()
+    const box = w.find('.composer textarea')
+    await box.setValue('您好')
+    await box.trigger('keydown', { key: 'Enter', isComposing: true })
+    await box.trigger('keydown', { key: 'Enter', keyCode: 229 })
+    await flushPromises()
+    expect(f.calls.some((c) => c.path.endsWith('/messages'))).toBe(false)
+    await box.trigger('keydown', { key: 'Enter', keyCode: 13 })
+    await flushPromises()
+    expect(f.calls.filter((c) => c.path.endsWith('/messages')).map((c) => c.body)).toEqual([{ text: '您好' }])
+    w.unmount()
+  })
+})
