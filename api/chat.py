@@ -70,18 +70,31 @@ class ChatService:
             raise RateLimited(decision.retry_after_s)
 
     async def turn(
-        self, *, message: str, session_id: str | None, token: str | None, user_id: str | None, client_ip: str
+        self,
+        *,
+        message: str,
+        session_id: str | None,
+        token: str | None,
+        user_id: str | None,
+        client_ip: str,
+        client_message_id: str | None = None,
     ) -> ChatOutcome:
         if self.s.chat_inflight >= self.s.settings.chat_max_inflight:
             raise AppError(ErrorCode.OVERLOADED, headers={"Retry-After": "1"})
         self.s.chat_inflight += 1
         try:
-            return await self._turn(message, session_id, token, user_id, client_ip)
+            return await self._turn(message, session_id, token, user_id, client_ip, client_message_id)
         finally:
             self.s.chat_inflight -= 1
 
     async def _turn(
-        self, message: str, session_id: str | None, token: str | None, user_id: str | None, client_ip: str
+        self,
+        message: str,
+        session_id: str | None,
+        token: str | None,
+        user_id: str | None,
+        client_ip: str,
+        client_id: str | None,
     ) -> ChatOutcome:
         started = time.perf_counter()
         text = clean_message(message, self.s.settings.message_max_chars)
@@ -100,9 +113,14 @@ class ChatService:
         # nothing), then the session's rate limit, then the turn.
         async with store.lock(session_id):
             session = await load_authorized(store, session_id, new_token or token)
+            if existing and client_id:
+                replayed = _replayed(session, client_id, masked)
+                if replayed is not None:  # a retry of a turn we already have (its response was lost)
+                    self.s.metrics.chat_replays.inc()
+                    return replayed
             if existing:
                 await self._limit("session", session_id, self.session_bucket)
-            user_turn = Turn(role="user", text=masked)
+            user_turn = Turn(role="user", text=masked, client_id=client_id)
             if session.handoff.status != "none":
                 # A human has the conversation: store and forward, the bot stays silent.
                 user_turn.reply_type = ReplyType.AGENT_PENDING.value
@@ -138,6 +156,8 @@ class ChatService:
                 reply_type=reply.type.value,
                 faq_id=reply.faq_id,
                 suggestions=reply.suggestions,
+                quick_replies=reply.quick_replies,
+                confidence=result.confidence,
             )
             latency_ms = round((time.perf_counter() - started) * 1000, 2)
             records = [
@@ -241,6 +261,29 @@ class ChatService:
                 }
             ]
         )
+
+
+def _replayed(session: Session, client_id: str, text: str) -> ChatOutcome | None:
+    """The outcome the visitor turn with this client id and text already had, rebuilt from the session (None if
+    new: a client id is only trusted together with the same message)."""
+    turns = session.turns
+    at = next(
+        (i for i, t in enumerate(turns) if t.role == "user" and t.client_id == client_id and t.text == text),
+        None,
+    )
+    if at is None:
+        return None
+    user = turns[at]
+    status = session.handoff.status
+    if user.reply_type == ReplyType.AGENT_PENDING.value:  # forwarded to the agent, the bot stayed silent
+        return ChatOutcome(session.id, None, user.id, Reply(ReplyType.AGENT_PENDING, ""), None, 0.0, status)
+    bot = turns[at + 1] if at + 1 < len(turns) and turns[at + 1].role == "bot" else None
+    if bot is None or bot.reply_type is None:
+        return None
+    reply = Reply(
+        ReplyType(bot.reply_type), bot.text, list(bot.suggestions), bot.faq_id, list(bot.quick_replies)
+    )
+    return ChatOutcome(session.id, None, bot.id, reply, bot.intent, bot.confidence or 0.0, status)
 
 
 def _candidates(nlu: Any) -> list[dict[str, Any]] | None:

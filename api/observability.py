@@ -72,6 +72,11 @@ class Metrics:
         self.chat_replies = Counter(
             "xiaoke_api_chat_replies_total", "Chat replies by type", ["reply_type"], registry=self.registry
         )
+        self.chat_replays = Counter(
+            "xiaoke_api_chat_replays_total",
+            "Retried visitor turns (same client_message_id) answered from the session instead of run again",
+            registry=self.registry,
+        )
         self.nlu_latency = Histogram(
             "xiaoke_api_nlu_seconds",
             "Inference server /v1/nlu latency per batch",

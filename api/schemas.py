@@ -26,6 +26,9 @@ class ChatRequest(BaseModel):
     message: str = Field(max_length=4000)
     session_id: str | None = Field(default=None, max_length=64)
     user_id: str | None = Field(default=None, max_length=128)
+    # The widget's id for this turn, the same on every retry: a turn the session already has is answered again
+    # from the session (same message_id and reply) instead of being run and stored a second time.
+    client_message_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
 
 
 class ReplyOut(BaseModel):

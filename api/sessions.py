@@ -80,6 +80,11 @@ class Turn(BaseModel):
     faq_id: str | None = None
     suggestions: list[str] = Field(default_factory=list)
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # a visitor turn's client_message_id: a retry of the same turn is answered from the session, not run twice
+    client_id: str | None = None
+    # a bot turn's reply details the history does not show, kept so a retried turn gets the same answer
+    quick_replies: list[str] = Field(default_factory=list)
+    confidence: float | None = None
 
 
 class HandoffInfo(BaseModel):

@@ -43,7 +43,12 @@ ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 @router.post("/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip: ClientIp) -> Response:
     out = await chat.turn(
-        message=body.message, session_id=body.session_id, token=token, user_id=body.user_id, client_ip=ip
+        message=body.message,
+        session_id=body.session_id,
+        token=token,
+        user_id=body.user_id,
+        client_ip=ip,
+        client_message_id=body.client_message_id,
     )
     r = out.reply
     # Serialized here, once: returning the model would make FastAPI dump, re-validate and re-encode it.

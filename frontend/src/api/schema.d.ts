@@ -677,7 +677,7 @@ export interface components {
             /** Fused Score */
             fused_score: number;
             /** Intent */
-            intent: string | null;
+            intent?: string | null;
             /**
              * Intent Agrees
              * @default false
@@ -704,6 +704,8 @@ export interface components {
             session_id?: string | null;
             /** User Id */
             user_id?: string | null;
+            /** Client Message Id */
+            client_message_id?: string | null;
         };
         /** ChatResponse */
         ChatResponse: {

@@ -22,10 +22,12 @@ export class WidgetApi {
     return s ? { 'X-Session-Token': s.token } : {}
   }
 
-  chat(message: string, session: SessionCredentials | null, userId: string | null = null): Promise<ChatResponse> {
+  /** `clientMessageId` stays the same on every retry of a turn: the API answers a turn it already has again
+   *  instead of running (and storing) it twice. */
+  chat(message: string, session: SessionCredentials | null, userId: string | null = null, clientMessageId: string | null = null): Promise<ChatResponse> {
     return unwrap(
       this.client.POST('/api/v1/chat', {
-        body: { message, session_id: session?.id ?? null, user_id: userId },
+        body: { message, session_id: session?.id ?? null, user_id: userId, client_message_id: clientMessageId },
         headers: WidgetApi.auth(session),
       }),
     )

@@ -6,7 +6,7 @@ export type Role = 'user' | 'bot' | 'agent' | 'system'
 export type Connection = 'online' | 'offline' | 'reconnecting'
 
 export interface ChatMessage {
-  /** Local key, unique within the panel. */
+  /** Local key, unique within the panel; a visitor message's key is its client_message_id (same on retries). */
   key: string
   /** Server id (bot replies: the message_id used for feedback); null while unsent. */
   id: string | null

@@ -169,6 +169,43 @@ async def test_serving_down_degrades_within_a_second(app_client, fake_nlu: FakeN
     assert r.status_code == 200 and r.json()["reply"]["type"] == "degraded"
 
 
+async def test_a_retried_turn_is_answered_once(app_client, fake_nlu: FakeNlu) -> None:  # type: ignore[no-untyped-def]
+    """The widget resends a turn whose response it never got, with the same client_message_id: the session
+    already has it, so the same reply comes back and nothing is run or stored twice."""
+    app, client = app_client
+    sess, _ = await start(client, "你好")
+
+    async def send(message: str, cid: str | None) -> httpx.Response:
+        body = {"message": message, "session_id": sess[0], "client_message_id": cid}
+        return await client.post("/api/v1/chat", json=body, headers={"X-Session-Token": sess[1]})
+
+    first = await send("满多少包邮啊", "c-0001-abcd")
+    calls = len(fake_nlu.requests)
+    again = await send("满多少包邮啊", "c-0001-abcd")
+    assert again.status_code == 200 and again.json() == first.json()
+    assert len(fake_nlu.requests) == calls  # not classified again
+    history = (
+        await client.get(f"/api/v1/sessions/{sess[0]}/history", headers={"X-Session-Token": sess[1]})
+    ).json()
+    assert [m["text"] for m in history["messages"] if m["role"] == "user"] == ["你好", "满多少包邮啊"]
+    # a new id, or the same id with another message, is a new turn
+    assert (await send("满多少包邮啊", "c-0002-abcd")).json()["message_id"] != first.json()["message_id"]
+    assert (await send("运费多少", "c-0001-abcd")).json()["message_id"] != first.json()["message_id"]
+    assert (await send("满多少包邮啊", "bad id!")).status_code == 422
+    await app.state.services.writer.flush()
+    with app.state.services.session_factory() as db:
+        assert db.scalar(select(func.count()).select_from(Message).where(Message.session_id == sess[0])) == 8
+    # while an agent has the conversation the turn is forwarded once, and the retry gets the same silent reply
+    assert (await send("转人工", "c-0003-abcd")).json()["handoff"] == {"status": "waiting"}
+    waiting = await send("有人吗", "c-0004-abcd")
+    assert waiting.json()["reply"]["type"] == "agent_pending"
+    assert (await send("有人吗", "c-0004-abcd")).json() == waiting.json()
+    history = (
+        await client.get(f"/api/v1/sessions/{sess[0]}/history", headers={"X-Session-Token": sess[1]})
+    ).json()
+    assert [m["text"] for m in history["messages"]].count("有人吗") == 1
+
+
 async def test_a_refused_handoff_turn_leaves_no_ticket_behind(app_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The ticket is opened before the turn is journalled: when the journal then refuses the turn (503), the
     ticket is withdrawn, so the visitor's retry leaves exactly one waiting ticket for agents."""

@@ -149,7 +149,7 @@ export function useChat(deps: ChatDeps) {
   async function deliver(text: string, mine: ChatMessage): Promise<void> {
     store.typing = !store.withAgent
     try {
-      const res = await withRetry(() => api.chat(text, store.session, config.userId), {
+      const res = await withRetry(() => api.chat(text, store.session, config.userId, mine.key), {
         ...retryOpts,
         onRetry: () => (store.connection = 'reconnecting'),
       })
