@@ -3,20 +3,9 @@ import { mount, flushPromises } from '@vue/test-utils'
 import FaqDialog from '@/console/components/FaqDialog.vue'
 import type { Faq, FaqWrite } from '@/api/types'
 import { fakeFetch } from '../widget/helpers'
-import { consoleGlobals } from './helpers'
+import { consoleGlobals, sampleFaq } from './helpers'
 
-const faq = {
-  id: 'faq-025',
-  question: '运费怎么收？满多少包邮？',
-  answer: '满 99 包邮。',
-  category: '物流配送',
-  similar: ['包邮吗'],
-  enabled: true,
-  intent: 'logistics',
-  version: 3,
-  created_at: '2026-11-24T10:00:00Z',
-  updated_at: '2026-11-24T10:00:00Z',
-} as Faq
+const faq = sampleFaq()
 
 async function saved(props: { faq: Faq | null; prefill?: Partial<FaqWrite> }): Promise<FaqWrite> {
   const g = consoleGlobals(fakeFetch({}).impl)

@@ -2,23 +2,12 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { mount, flushPromises } from '@vue/test-utils'
 import FaqDialog from '@/console/components/FaqDialog.vue'
 import KnowledgeView from '@/console/views/KnowledgeView.vue'
-import type { Faq, FaqWrite } from '@/api/types'
+import type { FaqWrite } from '@/api/types'
 import { peekFaqDraft, saveFaqDraft } from '@/console/composables/drafts'
 import { fakeFetch, json } from '../widget/helpers'
-import { consoleGlobals } from './helpers'
+import { consoleGlobals, sampleFaq } from './helpers'
 
-const faq = {
-  id: 'faq-025',
-  question: '运费怎么收？满多少包邮？',
-  answer: '满 99 包邮。',
-  category: '物流配送',
-  similar: ['包邮吗'],
-  enabled: true,
-  intent: 'logistics',
-  version: 3,
-  created_at: '2026-11-24T10:00:00Z',
-  updated_at: '2026-11-24T10:00:00Z',
-} as Faq
+const faq = sampleFaq()
 
 const answerBox = () => document.body.querySelector<HTMLTextAreaElement>('.el-dialog textarea')!
 const button = (label: string) => [...document.body.querySelectorAll('button')].find((b) => b.textContent?.trim() === label)!
