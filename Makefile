@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 PIP_EXTRAS ?= api,serving,training,export,dev
 
 .PHONY: help setup services lint test test-unit test-integration e2e models run serve bench bench-quality \
-        bench-serving bench-api bench-load bench-dialogs bench-answers test-faults validate-deploy frontend clean
+        bench-serving bench-api bench-load bench-dialogs bench-answers test-faults validate-deploy frontend clean \
+        test-frontend
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,7 +41,11 @@ test-unit: setup
 test-integration: setup services
 	$(PY) -m pytest tests/integration -q
 
-test: setup services lint ## lint + unit + integration (+ browser e2e when chromium is present)
+test-frontend: ## frontend: type check (vue-tsc), eslint and unit tests (vitest)
+	DEPS_ONLY=1 bash scripts/build_frontend.sh
+	cd frontend && npm run -s typecheck && npm run -s lint && npx --no-install vitest run
+
+test: setup services lint test-frontend ## lint + unit + integration + frontend checks (+ browser e2e when chromium is present)
 	$(PY) -m pytest tests -q -m "not perf and not faults and not gpu and not e2e" $(PYTEST_ARGS)
 	@if command -v chromium >/dev/null 2>&1; then $(MAKE) --no-print-directory e2e-run; \
 	else echo "[test] chromium not installed: browser tests skipped (make e2e installs it)"; fi

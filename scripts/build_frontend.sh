@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the embeddable widget (frontend/dist/widget/) and the operator console (frontend/dist/console/).
 # Fast when nothing changed: `npm ci` only when node_modules is older than package-lock.json, and each build
-# is skipped when its dist is newer than every source file it depends on. FORCE=1 rebuilds everything.
+# is skipped when its dist is newer than every source file it depends on. FORCE=1 rebuilds everything;
+# DEPS_ONLY=1 only installs the dependencies.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FE="$ROOT/frontend"
@@ -15,6 +16,9 @@ if [[ ! -f "$stamp" || package-lock.json -nt "$stamp" || package.json -nt "$stam
   echo "build_frontend: installing dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+# DEPS_ONLY=1: stop here (the frontend checks in `make test` need the dependencies, not the build)
+[[ "${DEPS_ONLY:-0}" == 1 ]] && exit 0
 
 # stale DIST_FILE PATHS... : true when any source is newer than DIST_FILE (or DIST_FILE is missing)
 stale() {
