@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         server_header=False,
         timeout_keep_alive=settings.keepalive_timeout_s,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
     )
     return 0
 

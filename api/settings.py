@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # idle keep-alive of client connections; longer than the reverse proxy's upstream idle time (nginx 60 s),
     # else the API closes a connection the proxy is about to reuse and the visitor gets a 502 / reset
     keepalive_timeout_s: int = Field(default=75, ge=1, le=3600)
+    # on SIGTERM: how long open requests (event streams never end by themselves) may run before they are closed
+    # and the app's own shutdown (flushing the durable writer) runs; inside Kubernetes' 30 s grace period
+    # minus the 5 s preStop sleep
+    graceful_shutdown_s: int = Field(default=15, ge=1, le=600)
     log_level: str = "INFO"
 
     data_dir: Path = Field(

@@ -307,7 +307,8 @@ def test_api_deployment_probes_and_networkpolicies(rendered: dict[str, Any]) -> 
     docs = rendered["cpu"]
     api = _one(docs, "Deployment", "xiaoke-api")
     container = api["spec"]["template"]["spec"]["containers"][0]
-    assert api["spec"]["replicas"] >= 2
+    assert "replicas" not in api["spec"]  # HPA-owned (test_runtime_contracts.py)
+    assert _one(docs, "HorizontalPodAutoscaler", "xiaoke-api")["spec"]["minReplicas"] >= 2
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert api["spec"]["template"]["spec"]["topologySpreadConstraints"]

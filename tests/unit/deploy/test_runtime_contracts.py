@@ -1,0 +1,277 @@
+"""Deployment artifacts vs what the running code does (things the schema validators cannot see).
+
+- an HPA-managed Deployment must not pin spec.replicas (every `kubectl apply -k` would scale it back down);
+- Serve autoscaling must be able to scale up under the load the API can generate (the API keeps at most
+  API_SERVING_BATCHES_IN_FLIGHT /v1/nlu requests outstanding per pod, so a target_ongoing_requests above
+  what all API pods together can ever have outstanding freezes every deployment at min_replicas);
+- Serve's proxy must not cut index builds the API waits up to `admin_timeout_s` for;
+- the API sits behind proxies (ingress-nginx / the web nginx) and must read the visitor's address from
+  X-Forwarded-For, or every visitor shares one per-IP rate-limit bucket;
+- the API's graceful shutdown (event streams closed, writer flushed) fits the pod's grace period;
+- docker compose volumes mounted into the non-root serving image must be writable by its user;
+- runbook commands name the namespace and can run as written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+vd = _load("validate_deploy_rc", ROOT / "scripts" / "validate_deploy.py")
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed")
+    out = {}
+    for overlay in ("cpu", "gpu"):
+        docs, findings = vd.render_kustomize(ROOT / "k8s" / "overlays" / overlay)
+        assert findings == []
+        out[overlay] = docs
+    return out
+
+
+def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    hits = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(hits) == 1, f"expected one {kind} {name or ''}, got {len(hits)}"
+    return hits[0]
+
+
+def _api_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    cms = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("xiaoke-api-config")
+    ]
+    assert len(cms) == 1
+    return dict(cms[0]["data"])
+
+
+def _serve_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    cfg: dict[str, Any] = yaml.safe_load(_one(docs, "RayService")["spec"]["serveConfigV2"])
+    return cfg
+
+
+# ------------------------------------------------------------------------------------------ rollouts
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_hpa_managed_deployments_do_not_pin_replicas(rendered: dict[str, Any], overlay: str) -> None:
+    docs = rendered[overlay]
+    hpas = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert hpas
+    for hpa in hpas:
+        ref = hpa["spec"]["scaleTargetRef"]
+        target = _one(docs, ref["kind"], ref["name"])
+        assert "replicas" not in target["spec"], (
+            f"{ref['kind']}/{ref['name']} is scaled by HPA {hpa['metadata']['name']} but pins "
+            f"spec.replicas={target['spec']['replicas']}: every `kubectl apply -k` scales it back to that"
+        )
+        assert hpa["spec"]["minReplicas"] >= 2
+
+
+# ------------------------------------------------------------------------------- Serve autoscaling
+def _max_api_requests_in_flight(docs: list[dict[str, Any]]) -> int:
+    from api.settings import Settings
+
+    hpa = _one(docs, "HorizontalPodAutoscaler", "xiaoke-api")
+    env = _api_env(docs)
+    default = Settings.model_fields["serving_batches_in_flight"].default
+    per_pod = int(env.get("API_SERVING_BATCHES_IN_FLIGHT", default))
+    return int(hpa["spec"]["maxReplicas"]) * per_pod
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_serve_autoscaling_can_scale_up_under_api_load(rendered: dict[str, Any], overlay: str) -> None:
+    """ceil(max outstanding requests / target) must exceed min_replicas, else Serve never adds a replica.
+
+    In the split (GPU) topology every NluIngress request makes one call per model deployment and one to the
+    Retriever, so each of them sees at most as many outstanding requests as the ingress."""
+    docs = rendered[overlay]
+    ceiling = _max_api_requests_in_flight(docs)
+    stuck = []
+    for app in _serve_config(docs)["applications"]:
+        for dep in app["deployments"]:
+            auto = dep.get("autoscaling_config")
+            if not auto:
+                continue
+            reachable = math.ceil(ceiling / auto["target_ongoing_requests"])
+            if reachable <= auto["min_replicas"]:
+                stuck.append(
+                    f"{dep['name']}: target_ongoing_requests {auto['target_ongoing_requests']} with at most "
+                    f"{ceiling} requests outstanding -> {reachable} replica(s) <= min_replicas {auto['min_replicas']}"
+                )
+    assert stuck == [], "\n".join(stuck)
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_serve_proxy_timeout_covers_index_builds(rendered: dict[str, Any], overlay: str) -> None:
+    from api.inference import InferenceConfig
+
+    timeout = (_serve_config(rendered[overlay]).get("http_options") or {}).get("request_timeout_s")
+    admin = InferenceConfig(base_url="http://x").admin_timeout_s
+    assert timeout is None or timeout >= admin, (
+        f"Serve cuts requests after {timeout} s but the API waits up to {admin} s for an index build"
+    )
+
+
+# ------------------------------------------------------------------------------ client addresses
+# Private, CGNAT and loopback ranges: pod networks and docker bridge networks live there; visitors' public
+# addresses do not (and a private visitor address is harmless: it is still that visitor's own address).
+PROXY_SAMPLES = ("10.42.3.7", "172.18.0.5", "192.168.49.2", "100.64.12.9", "127.0.0.1")
+
+
+def _serve_kwargs(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """What `python -m api <argv>` hands to uvicorn.run (the real CLI parser, uvicorn stubbed)."""
+    import uvicorn
+
+    import api.__main__ as cli
+
+    captured: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: captured.update(kw))
+    assert cli.main(argv) == 0
+    return captured
+
+
+def _assert_resolves_visitor(kwargs: dict[str, Any], where: str) -> None:
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    assert kwargs["proxy_headers"] is True, f"{where}: API started without --proxy-headers"
+    trusted = _TrustedHosts(kwargs["forwarded_allow_ips"])
+    assert not trusted.always_trust, f"{where}: trusting every peer lets visitors spoof X-Forwarded-For"
+    for proxy in PROXY_SAMPLES:
+        assert proxy in trusted, f"{where}: proxy address {proxy} not trusted"
+    visitor = "198.51.100.23"
+    assert visitor not in trusted
+    assert trusted.get_trusted_client_address(f"{visitor}")[0] == visitor
+    # a visitor-supplied X-Forwarded-For is left of the address the proxy appended: it must not win
+    assert trusted.get_trusted_client_address(f"203.0.113.66, {visitor}, 10.42.0.3")[0] == visitor
+
+
+def test_k8s_api_reads_the_visitor_address_from_the_proxies(
+    rendered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for overlay, docs in rendered.items():
+        container = _one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]["containers"][0]
+        argv = list(container.get("command") or []) + list(container.get("args") or [])
+        _assert_resolves_visitor(_serve_kwargs(argv, monkeypatch), f"k8s {overlay} xiaoke-api")
+
+
+def test_compose_api_reads_the_visitor_address_from_the_web_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    argv = list(compose["services"]["api"]["command"])
+    _assert_resolves_visitor(_serve_kwargs(argv, monkeypatch), "compose api")
+
+
+def test_k8s_api_shutdown_fits_the_pod_grace_period(
+    rendered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Event streams never end by themselves: without a graceful-shutdown timeout uvicorn waits for them until
+    the kubelet's SIGKILL, and the app's own shutdown (flushing the durable writer) never runs."""
+    for overlay, docs in rendered.items():
+        pod = _one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        argv = list(container.get("command") or []) + list(container.get("args") or [])
+        graceful = _serve_kwargs(argv, monkeypatch).get("timeout_graceful_shutdown")
+        pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        assert graceful is not None, f"{overlay}: uvicorn has no graceful-shutdown timeout"
+        # the writer's flush and the process exit need a few seconds of the grace period too
+        assert pre_stop + graceful + 5 <= grace, (
+            f"{overlay}: preStop {pre_stop} + {graceful} s > grace {grace} s"
+        )
+
+
+# ---------------------------------------------------------------------------- compose volumes
+def _stage(dockerfile: Path, target: str) -> list[str]:
+    """Instructions of one stage (FROM ... AS target up to the next FROM)."""
+    out: list[str] = []
+    inside = False
+    for _, instruction in vd._instructions(dockerfile):
+        words = instruction.split()
+        if words[0].upper() == "FROM":
+            inside = len(words) >= 4 and words[2].upper() == "AS" and words[3] == target
+            continue
+        if inside:
+            out.append(instruction)
+    assert out, f"no stage {target} in {dockerfile.name}"
+    return out
+
+
+@pytest.mark.parametrize("service", ["serving", "serving-gpu"])
+def test_compose_volumes_of_the_serving_image_are_writable_by_its_user(service: str) -> None:
+    """A named volume takes the owner of the image directory it is mounted on (Docker copies it on first
+    use); a mount point the image lacks is created root-owned, and the non-root server cannot write there
+    (FAQ index versions go to /models/indexes)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    svc = compose["services"][service]
+    build = svc["build"]
+    steps = _stage(ROOT / build["dockerfile"], build["target"])
+    users = [s.split()[1] for s in steps if s.split()[0].upper() == "USER"]
+    assert users, f"{service}: image runs as root"
+    uid = users[-1].split(":")[0]
+    user_at = max(i for i, s in enumerate(steps) if s.split()[0].upper() == "USER")
+    commands = [
+        cmd.split()
+        for step in steps[:user_at]
+        if step.split()[0].upper() == "RUN"
+        for cmd in re.split(r"&&|;", step.split(None, 1)[1])
+    ]
+    created = {a for c in commands if c[:2] == ["mkdir", "-p"] for a in c[2:]}
+    owned = {a for c in commands if c[:2] == ["chown", f"{uid}:{uid}"] for a in c[2:]}
+    for volume in svc["volumes"]:
+        target = volume.split(":")[1]
+        exists = any(d == target or d.startswith(target + "/") for d in created)
+        assert exists and target in owned, (
+            f"{service}: {target} is not created and chowned to {uid} in the image"
+        )
+
+
+# ----------------------------------------------------------------------------------------- runbook
+RUNBOOK = ROOT / "docs" / "operations.md"
+NAMESPACED = ("exec", "logs", "rollout", "get", "wait", "delete", "cp", "scale", "describe", "top")
+
+
+def _kubectl_commands() -> list[str]:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    spans = re.findall(r"`([^`\n]*kubectl [^`\n]*)`", text)
+    blocks = re.findall(r"```\n(.*?)```", text, re.S)
+    lines = [ln for b in blocks for ln in b.replace("\\\n", " ").splitlines() if "kubectl " in ln]
+    return spans + lines
+
+
+def test_runbook_kubectl_commands_name_the_namespace() -> None:
+    missing = []
+    for cmd in _kubectl_commands():
+        for part in re.split(r"\|", cmd):
+            m = re.search(r"kubectl\s+(\S+)", part)
+            if m and m.group(1) in NAMESPACED and not re.search(r"(-n|--namespace)[ =]xiaoke", part):
+                missing.append(part.strip())
+    assert missing == [], "kubectl commands without -n xiaoke:\n" + "\n".join(missing)
+
+
+def test_runbook_create_admin_command_runs_as_written() -> None:
+    """`create-admin` needs a username and reads the password from a TTY (or --password-stdin)."""
+    cmds = [c for c in _kubectl_commands() if "create-admin" in c]
+    assert cmds
+    for cmd in cmds:
+        assert "--username" in cmd, cmd
+        assert re.search(r"exec\s+(-it|-ti|-i -t|-t -i)\s", cmd) or "--password-stdin" in cmd, cmd
