@@ -133,6 +133,46 @@ def test_serve_proxy_timeout_covers_index_builds(rendered: dict[str, Any], overl
     )
 
 
+PUBLISH = "/api/v1/admin/index/publish"
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_ingress_does_not_cut_index_publishes(rendered: dict[str, Any], overlay: str) -> None:
+    """ingress-nginx applies an Ingress's timeouts to its paths; the longest matching path wins across them."""
+    from api.inference import InferenceConfig
+
+    admin = InferenceConfig(base_url="http://x").admin_timeout_s
+    best: tuple[int, dict[str, Any]] | None = None
+    for ing in (d for d in rendered[overlay] if d["kind"] == "Ingress"):
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                if path.get("pathType") == "Prefix" and PUBLISH.startswith(path["path"].rstrip("/")):
+                    if best is None or len(path["path"]) > best[0]:
+                        best = (len(path["path"]), ing)
+    assert best is not None, f"no Ingress routes {PUBLISH}"
+    read = float(
+        best[1]["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/proxy-read-timeout", 60)
+    )
+    assert read >= admin, (
+        f"Ingress {best[1]['metadata']['name']} cuts {PUBLISH} after {read} s (API waits {admin} s)"
+    )
+
+
+def test_web_nginx_does_not_cut_index_publishes() -> None:
+    """deploy/nginx.conf (compose and the web tier): the location that serves a publish allows the build time."""
+    from api.inference import InferenceConfig
+
+    admin = InferenceConfig(base_url="http://x").admin_timeout_s
+    conf = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    hits = []
+    for m in re.finditer(r"location\s+~\s+(\S+)\s*\{([^{}]*)\}", conf):
+        if re.search(m.group(1), PUBLISH):
+            t = re.search(r"proxy_read_timeout\s+(\d+)s?;", m.group(2))
+            hits.append(int(t.group(1)) if t else 60)
+    assert hits, f"no regex location serves {PUBLISH} (the /api/ prefix location reads for 30 s)"
+    assert min(hits) >= admin, f"nginx cuts {PUBLISH} after {min(hits)} s (API waits {admin} s)"
+
+
 # ------------------------------------------------------------------------------ client addresses
 # Private, CGNAT and loopback ranges: pod networks and docker bridge networks live there; visitors' public
 # addresses do not (and a private visitor address is harmless: it is still that visitor's own address).
