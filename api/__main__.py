@@ -39,6 +39,13 @@ def _migrate(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     engine = make_engine(settings.database_dsn)
+    if args.wait is not None:
+        from api.db.migrate import wait_for_schema
+
+        current = wait_for_schema(engine, args.wait)
+        engine.dispose()
+        print("schema at head" if current else f"schema not at head after {args.wait:g} s", file=sys.stderr)
+        return 0 if current else 1
     factory = make_session_factory(engine)
     counts = migrate_and_seed(
         engine, factory, settings.model_copy(update={"seed_demo": settings.seed_demo and not args.no_seed})
@@ -94,8 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     serve.set_defaults(func=_serve)
-    migrate = sub.add_parser("migrate", help="alembic upgrade head + idempotent demo seed")
+    migrate = sub.add_parser("migrate", help="alembic upgrade head + idempotent demo seed (or --wait for it)")
     migrate.add_argument("--no-seed", action="store_true")
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="change nothing: wait until another process (the migration Job) has upgraded the schema to this "
+        "version's head; exit 1 if it has not within SECONDS (the API pod's init container)",
+    )
     migrate.set_defaults(func=_migrate)
     admin = sub.add_parser("create-admin", help="create a console user")
     admin.add_argument("--username")

@@ -10,7 +10,7 @@ from api_live_services import mysql_url
 from sqlalchemy import inspect, select, text
 
 from api.db.engine import make_engine, make_session_factory
-from api.db.migrate import alembic_config, downgrade, upgrade
+from api.db.migrate import alembic_config, downgrade, schema_is_current, upgrade, wait_for_schema
 from api.db.models import ChatSession, Faq, FaqSimilar, Message
 from api.db.seed import seed_demo
 from api.journal import write_records
@@ -54,6 +54,26 @@ def test_migrations_apply_and_roll_back(mysql_db: str) -> None:
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)  # and up again
     engine.dispose()
+
+
+def test_a_new_api_pod_waits_for_the_migration_job(mysql_db: str) -> None:
+    """`python -m api migrate --wait` (the API pod's init container): not ready on an older schema, ready as soon
+    as the migration Job has upgraded it, and a clear failure when it never does."""
+    import threading
+
+    engine = make_engine(mysql_url(mysql_db))
+    downgrade(engine, "base")
+    assert not schema_is_current(engine)
+    assert wait_for_schema(engine, timeout_s=0.3, poll_s=0.05) is False
+    job = threading.Timer(0.5, upgrade, args=(engine,))  # the Job, applied together with the rollout
+    job.start()
+    assert wait_for_schema(engine, timeout_s=30, poll_s=0.1) is True
+    job.join()
+    assert schema_is_current(engine)
+    engine.dispose()
+    assert not schema_is_current(
+        make_engine("mysql+pymysql://nobody@127.0.0.1:1/none")
+    )  # unreachable: not ready
 
 
 def test_emoji_and_chinese_survive(mysql_db: str) -> None:

@@ -8,6 +8,7 @@
 - the API sits behind proxies (ingress-nginx / the web nginx) and must read the visitor's address from
   X-Forwarded-For, or every visitor shares one per-IP rate-limit bucket;
 - the API's graceful shutdown (event streams closed, writer flushed) fits the pod's grace period;
+- a new API pod waits for the migration Job's schema before it serves;
 - docker compose volumes mounted into the non-root serving image must be writable by its user;
 - runbook commands name the namespace and can run as written.
 """
@@ -238,6 +239,33 @@ def test_k8s_api_shutdown_fits_the_pod_grace_period(
         assert pre_stop + graceful + 5 <= grace, (
             f"{overlay}: preStop {pre_stop} + {graceful} s > grace {grace} s"
         )
+
+
+def test_k8s_api_pods_wait_for_the_schema_before_serving(
+    rendered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migration Job and the API rollout go out in one `kubectl apply -k`: a new pod's init container holds
+    it back until the schema is at its head (`python -m api migrate --wait`, through the real CLI parser)."""
+    import api.__main__ as cli
+    import api.db.migrate as migrate
+
+    waited: list[float] = []
+
+    def wait_for_schema(engine: Any, timeout_s: float) -> bool:
+        waited.append(timeout_s)
+        return True
+
+    monkeypatch.setattr(migrate, "wait_for_schema", wait_for_schema)
+    for overlay, docs in rendered.items():
+        pod = _one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]
+        inits = pod.get("initContainers") or []
+        assert len(inits) == 1, f"{overlay}: the API pod has no schema-wait init container"
+        assert inits[0]["image"] == pod["containers"][0]["image"], "the wait must know the new version's head"
+        env = {e["name"] for e in inits[0].get("env", [])}
+        assert {"API_DATABASE_URL", "API_SECRET_KEY"} <= env
+        waited.clear()
+        assert cli.main(list(inits[0].get("command") or []) + list(inits[0]["args"])) == 0
+        assert waited and 0 < waited[0] <= 900, f"{overlay}: init container does not wait for the schema"
 
 
 # ---------------------------------------------------------------------------- compose volumes
