@@ -47,11 +47,13 @@ def sha256_text_lines(lines: list[str]) -> str:
 
 
 def hash_directory(directory: Path) -> dict[str, str]:
-    """sha256 of every regular file below `directory` except manifest.json, keyed by posix relative path."""
+    """sha256 of every regular file below `directory` except the top-level manifest.json, keyed by posix
+    relative path (a manifest.json in a subdirectory is an ordinary file: hashed, so an added one is caught)."""
     out: dict[str, str] = {}
     for p in sorted(directory.rglob("*")):
-        if p.is_file() and p.name != MANIFEST_NAME:
-            out[p.relative_to(directory).as_posix()] = sha256_file(p)
+        rel = p.relative_to(directory).as_posix()
+        if p.is_file() and rel != MANIFEST_NAME:
+            out[rel] = sha256_file(p)
     return out
 
 

@@ -60,9 +60,14 @@ def check_checkpoint(checkpoint: Path) -> TrainingMeta:
     if not any((checkpoint / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise ExportError("CHECKPOINT_INVALID", f"{checkpoint}: no tokenizer files")
     if meta.kind.is_classifier:
-        config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
-        id2label = config.get("id2label") or {}
-        hf_labels = [id2label[k] for k in sorted(id2label, key=int)]
+        try:
+            config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+            id2label = config.get("id2label") or {}
+            hf_labels = [id2label[k] for k in sorted(id2label, key=int)]
+        except (ValueError, AttributeError) as exc:  # bad JSON / not an object / non-integer id2label keys
+            raise ExportError(
+                "CHECKPOINT_INVALID", f"{checkpoint / 'config.json'}: unreadable or has no valid id2label"
+            ) from exc
         if not meta.labels:
             meta = meta.model_copy(update={"labels": hf_labels})
         elif hf_labels and hf_labels != meta.labels:

@@ -54,6 +54,8 @@ def export_bundle(
     out = Path(out_dir)
     if version is not None:
         check_version(version)
+    if out.exists() and not out.is_dir():
+        raise ExportError("OUTPUT_EXISTS", f"{out} exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError("OUTPUT_EXISTS", f"{out} exists and is not empty (use overwrite)")
     meta = check_checkpoint(checkpoint)

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bundle.normalize import NormalizeConfig, normalize
-from training.data import LabelledData, class_weights, load_labelled, stratified_split
+from training.data import DataError, LabelledData, class_weights, load_labelled, stratified_split
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +300,10 @@ def load_checkpoint(model_dir: str | Path):
     meta_path = model_dir / TRAINING_META
     if not meta_path.is_file():
         raise FileNotFoundError(f"{model_dir}: not a training output (no {TRAINING_META})")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = load_classifier_model(model_dir)
     model.eval()
@@ -541,9 +545,12 @@ def _train_classifier(
     labels = train_data.label_set
     unknown = sorted(set(ev.labels) - set(labels))
     if unknown:
-        raise ValueError(f"eval labels not present in the training data: {unknown}")
+        raise DataError(
+            f"{ev.path or 'eval data'}: label(s) not present in the training data "
+            f"({train_data.path or 'train'}): {unknown}"
+        )
     if len(labels) < 2:
-        raise ValueError(f"need at least 2 labels, got {labels}")
+        raise DataError(f"{train_data.path or 'training data'}: need at least 2 labels, got {labels}")
     label2id = {y: i for i, y in enumerate(labels)}
 
     norm_tr = [normalize(t, cfg.normalize) for t in tr.texts]
@@ -755,6 +762,8 @@ def run_cli(defaults: TrainConfig, argv: list[str] | None = None) -> TrainResult
     )
     add_cli_args(ap, defaults)
     args = ap.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        raise NotADirectoryError(f"--out {args.out}: exists and is not a directory")
     cfg = config_from_args(args, defaults)
     return train_classifier(args.train, args.out, eval_data=args.eval, base=args.base, config=cfg)
 
@@ -803,5 +812,12 @@ class ClassifierTask:
         """Like :meth:`train` but returns metrics and thresholds too."""
         return train_kind(self.defaults, train_path, out_dir, eval_path=eval_path, base=base, **overrides)
 
-    def main(self, argv: list[str] | None = None) -> None:
-        run_cli(self.defaults, argv)
+    def main(self, argv: list[str] | None = None) -> int:
+        """The CLI: 0 on success; bad input -> one ``error: ...`` line on stderr and exit code 2."""
+        try:
+            run_cli(self.defaults, argv)
+        # DataError (bad data file) is a ValueError; a missing --base or an --out that is a file, OSErrors
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0

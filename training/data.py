@@ -6,7 +6,8 @@ Supported layouts (UTF-8, a leading BOM is tolerated):
   line that starts with ``{``).
 * TSV — ``text<TAB>label`` (``.tsv`` / ``.txt`` or a first line with a tab). A header row is recognised when its
   cells are column names (e.g. SMP2017's ``Sentence<TAB>Tag``, ERNIE's ``label<TAB>text_a``); with a header the
-  columns are found by name, so ``label<TAB>text`` works too.
+  columns are found by name, so ``label<TAB>text`` works too. Chinese column names count as well
+  (``文本<TAB>标签``; see ``TEXT_COLUMNS`` / ``LABEL_COLUMNS``), else such a header became an example.
 * CSV — a header row is required; the text column is the first of ``review/text/sentence/content/query``, the
   label column the first of ``label/tag/intent/class`` (waimai_10k ``label,review``; online_shopping_10_cats
   ``cat,label,review``). RFC-4180 quoting.
@@ -22,13 +23,26 @@ import hashlib
 import io
 import json
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TEXT_COLUMNS = ("text", "review", "sentence", "text_a", "content", "query", "question")
-LABEL_COLUMNS = ("label", "tag", "intent", "class", "category")
+TEXT_COLUMNS = (
+    "text",
+    "review",
+    "sentence",
+    "text_a",
+    "content",
+    "query",
+    "question",
+    "文本",
+    "句子",
+    "内容",
+    "问题",
+)
+LABEL_COLUMNS = ("label", "tag", "intent", "class", "category", "标签", "意图", "类别", "分类")
 
 
 class DataError(ValueError):
@@ -105,11 +119,16 @@ def _find_columns(header: list[str]) -> tuple[int, int] | None:
     return text_idx, label_idx
 
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def _load_jsonl(path: Path, raw: str) -> tuple[list[str], list[str], int]:
     texts: list[str] = []
     labels: list[str] = []
     skipped = 0
-    for lineno, line in enumerate(raw.splitlines(), 1):
+    # not str.splitlines(): that also splits at U+2028/U+2029/U+0085, which json.dumps(ensure_ascii=False)
+    # leaves raw inside strings (pasted web text has them)
+    for lineno, line in enumerate(_LINE_BREAK.split(raw), 1):
         if not line.strip():
             continue
         try:

@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -76,16 +77,31 @@ class PairFileError(ValueError):
     """A pair file is missing or malformed; the message names the file and line."""
 
 
+def _read_utf8(path: Path) -> str:
+    """The text of ``path`` (UTF-8, BOM tolerated, universal newlines like ``read_text``); a file that is not
+    UTF-8 (e.g. GBK) raises :class:`PairFileError` naming the file and the line."""
+    data = path.read_bytes()
+    try:
+        raw = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = data[: exc.start].count(b"\n") + 1
+        raise PairFileError(f"{path}:{lineno}: not valid UTF-8") from None
+    return raw.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def load_pair_file(path: str | Path) -> list[tuple[str, str, int]]:
     """(sentence1, sentence2, label) rows of an AFQMC (JSONL), BQ (CSV + header) or LCQMC (TSV) file."""
     path = Path(path)
     if not path.is_file():
         raise PairFileError(f"{path}: no such file")
-    raw = path.read_text(encoding="utf-8-sig", errors="strict")
-    first = next((ln for ln in raw.splitlines() if ln.strip()), "")
+    raw = _read_utf8(path)
+    lines = raw.split("\n")  # not splitlines(): JSON text may hold a raw U+2028 / U+0085
+    first = next((ln for ln in lines if ln.strip()), "")
+    if not first:
+        raise PairFileError(f"{path}: no sentence pairs (the file is empty)")
     rows: list[tuple[str, str, int]] = []
     if first.lstrip().startswith("{"):
-        for n, line in enumerate(raw.splitlines(), 1):
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -95,20 +111,33 @@ def load_pair_file(path: str | Path) -> list[tuple[str, str, int]]:
                 raise PairFileError(f"{path}:{n}: expected sentence1/sentence2/label JSON") from exc
         return rows
     delimiter = "\t" if "\t" in first else ","
-    reader = csv.reader(io.StringIO(raw), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
-    for n, rec in enumerate(reader, 1):
-        if not rec or not any(c.strip() for c in rec):
-            continue
-        if n == 1 and rec[-1].strip().lower() == "label":
-            continue  # header
-        if len(rec) < 3:
-            raise PairFileError(f"{path}:{n}: expected sentence1{delimiter!r}sentence2{delimiter!r}label")
-        try:
-            label = int(rec[-1].strip())
-        except ValueError as exc:
-            raise PairFileError(f"{path}:{n}: label {rec[-1]!r} is not 0/1") from exc
-        s1, s2 = (rec[0], rec[1]) if len(rec) == 3 else (rec[0], delimiter.join(rec[1:-1]))
-        rows.append((s1, s2, label))
+    # LCQMC-style TSV has no quoting: a '"' is part of the sentence (QUOTE_MINIMAL would swallow it, or
+    # everything up to the next '"'); BQ-style CSV is RFC-4180 quoted
+    reader = csv.reader(
+        io.StringIO(raw),
+        delimiter=delimiter,
+        quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
+    )
+    first_record = True
+    try:
+        for rec in reader:
+            n = reader.line_num  # the physical line (a quoted CSV field may span several)
+            if not rec or not any(c.strip() for c in rec):
+                continue
+            if first_record:
+                first_record = False
+                if rec[-1].strip().lower() == "label":
+                    continue  # header
+            if len(rec) < 3:
+                raise PairFileError(f"{path}:{n}: expected sentence1{delimiter!r}sentence2{delimiter!r}label")
+            try:
+                label = int(rec[-1].strip())
+            except ValueError as exc:
+                raise PairFileError(f"{path}:{n}: label {rec[-1]!r} is not 0/1") from exc
+            s1, s2 = (rec[0], rec[1]) if len(rec) == 3 else (rec[0], delimiter.join(rec[1:-1]))
+            rows.append((s1, s2, label))
+    except csv.Error as exc:
+        raise PairFileError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
     return rows
 
 
@@ -133,24 +162,26 @@ class FaqEntry:
 
 def load_faq(path: str | Path) -> list[FaqEntry]:
     out = []
-    with Path(path).open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                out.append(
-                    FaqEntry(
-                        str(obj["id"]),
-                        str(obj["question"]),
-                        [str(s) for s in obj.get("similar", []) or []],
-                        [str(s) for s in obj.get("heldout", []) or []],
-                        str(obj.get("intent", "")),
-                        str(obj.get("answer", "")),
-                    )
+    path = Path(path)
+    if not path.is_file():
+        raise PairFileError(f"{path}: no such file")
+    for n, line in enumerate(_read_utf8(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out.append(
+                FaqEntry(
+                    str(obj["id"]),
+                    str(obj["question"]),
+                    [str(s) for s in obj.get("similar", []) or []],
+                    [str(s) for s in obj.get("heldout", []) or []],
+                    str(obj.get("intent", "")),
+                    str(obj.get("answer", "")),
                 )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise PairFileError(f"{path}:{n}: expected an FAQ object with id/question/similar") from exc
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PairFileError(f"{path}:{n}: expected an FAQ object with id/question/similar") from exc
     return out
 
 
@@ -814,9 +845,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     faq = None if str(args.faq).lower() == "none" else args.faq
     try:
+        if faq is not None and faq != DEFAULT_FAQ and not faq.is_file():
+            # train_embedder skips a missing FAQ file (the default one may be absent); a path the user typed
+            # must not be dropped silently
+            raise PairFileError(f"{faq}: no such file (--faq none trains on --pairs only)")
         res = train_embedder(args.out, pair_files=args.pairs, faq=faq, base=args.base, config=cfg)
-    except (PairFileError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", flush=True)
+    except (PairFileError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     print(
         json.dumps(

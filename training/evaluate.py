@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     transformers_logging_quiet()
     try:
         metrics = evaluate(args.model, args.data, report_dir=args.report, batch_size=args.batch_size)
-    except (DataError, UnknownLabelsError, FileNotFoundError) as exc:
+    except (DataError, UnknownLabelsError, ValueError, OSError) as exc:
+        # ValueError / OSError: an unreadable checkpoint (broken metadata, missing model files) or --report
+        # pointing at a file; the one-line message instead of a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(metrics))

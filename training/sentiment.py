@@ -16,4 +16,4 @@ TASK = ClassifierTask(DEFAULTS)
 train, train_full, main = TASK.train, TASK.train_full, TASK.main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -20,6 +20,11 @@ def _make_bundle(d: Path, version: str = "v1") -> Manifest:
     return write_manifest(d, m)
 
 
+def _nested(d: Path, rel: str) -> None:
+    (d / rel).parent.mkdir(parents=True, exist_ok=True)
+    (d / rel).write_text("{}", encoding="utf-8")
+
+
 def test_write_then_verify_roundtrip(tmp_path: Path) -> None:
     m = _make_bundle(tmp_path / "b")
     assert set(m.files) == {"model.onnx", "tokenizer.json"}
@@ -32,6 +37,8 @@ def test_write_then_verify_roundtrip(tmp_path: Path) -> None:
     [
         (lambda d: (d / "model.onnx").write_bytes(b"\x08\x01fake-onnY"), "BUNDLE_TAMPERED"),
         (lambda d: (d / "extra.bin").write_bytes(b"x"), "BUNDLE_TAMPERED"),
+        # only the top-level manifest.json is exempt from hashing, not any file of that name
+        (lambda d: _nested(d, "sub/manifest.json"), "BUNDLE_TAMPERED"),
         (lambda d: (d / "tokenizer.json").unlink(), "BUNDLE_INCOMPLETE"),
         (
             lambda d: (d / "manifest.json").write_text("{not json", encoding="utf-8"),

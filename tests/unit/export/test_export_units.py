@@ -108,7 +108,7 @@ def test_checkpoint_meta_and_label_checks(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "breakage",
-    ["no_meta", "bad_json", "bad_kind", "no_config", "embedder_without_modules"],
+    ["no_meta", "bad_json", "bad_kind", "no_config", "bad_config_json", "embedder_without_modules"],
 )
 def test_checkpoint_refused(tmp_path: Path, breakage: str) -> None:
     kind = "embedder" if breakage == "embedder_without_modules" else "intent"
@@ -121,6 +121,8 @@ def test_checkpoint_refused(tmp_path: Path, breakage: str) -> None:
         (d / "xiaoke_training.json").write_text('{"kind": "translator"}', encoding="utf-8")
     elif breakage == "no_config":
         (d / "config.json").unlink()
+    elif breakage == "bad_config_json":
+        (d / "config.json").write_text("{", encoding="utf-8")
     with pytest.raises(ExportError) as err:
         check_checkpoint(d)
     assert err.value.code == "CHECKPOINT_INVALID"
@@ -221,6 +223,18 @@ def test_cli_bundle_refuses_bad_checkpoint_with_exit_1(tmp_path: Path) -> None:
     )
     assert res.returncode == 1
     assert "CHECKPOINT_INVALID" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_bundle_out_that_is_a_file_is_output_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = _checkpoint(tmp_path / "c", {"kind": "intent", "labels": ["a", "b"]}, {"0": "a", "1": "b"})
+    out = tmp_path / "out.onnx"
+    out.write_bytes(b"x")
+    assert cli_main(["bundle", "--checkpoint", str(ckpt), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "OUTPUT_EXISTS" in err and "out.onnx" in err and "Traceback" not in err
+    assert out.read_bytes() == b"x"
 
 
 def test_import_is_light() -> None:

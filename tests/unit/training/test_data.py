@@ -148,3 +148,21 @@ def test_jsonl_roundtrip_of_unicode(tmp_path):
     rows = [{"text": "退货😡怎么办", "label": "退货"}]
     p = write(tmp_path, "u.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
     assert load_labelled(p).texts == ["退货😡怎么办"]
+
+
+def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
+    # json.dumps(ensure_ascii=False) writes U+2028 / U+2029 / U+0085 raw; they are not line ends in JSONL
+    texts = ["你好\u2028在吗", "退款\u0085", "a\u2029b"]
+    rows = [{"text": t, "label": "x"} for t in texts]
+    p = write(tmp_path, "u.jsonl", "\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n")
+    d = load_labelled(p)
+    assert d.texts == texts and d.labels == ["x"] * 3
+    with pytest.raises(DataError, match=r"u2\.jsonl:3: invalid JSON"):
+        load_labelled(write(tmp_path, "u2.jsonl", '{"text": "a\u2028", "label": "x"}\n\n{"text"\n'))
+
+
+def test_tsv_chinese_header_is_a_header_not_an_example(tmp_path):
+    d = load_labelled(write(tmp_path, "zh.tsv", "\ufeff文本\t标签\n你好\tgreeting\n退款\trefund\n"))
+    assert d.texts == ["你好", "退款"] and d.labels == ["greeting", "refund"]
+    d2 = load_labelled(write(tmp_path, "zh.csv", "类别,句子\nrefund,我要退款\n"))
+    assert d2.texts == ["我要退款"] and d2.labels == ["refund"]
