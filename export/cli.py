@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except (ExportError, BundleError) as exc:
         return _fail(exc.code, exc.message)
+    except OSError as exc:  # e.g. --store is a file, or not writable: the path and the reason, no traceback
+        return _fail("IO_ERROR", f"{exc.filename or ''}: {exc.strerror or type(exc).__name__}")
     return 2
 
 

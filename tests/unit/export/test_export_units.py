@@ -237,6 +237,32 @@ def test_cli_bundle_out_that_is_a_file_is_output_exists(
     assert out.read_bytes() == b"x"
 
 
+def test_cli_publish_into_a_store_that_is_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bundle.manifest import BundleKind, Manifest, Variant
+    from bundle.store import write_manifest
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"\x08\x01fake-onnx")
+    write_manifest(
+        bundle,
+        Manifest(
+            kind=BundleKind.INTENT,
+            version="v1",
+            source_checkpoint="c",
+            labels=["a", "b"],
+            variants={Variant.FP32: "model.onnx"},
+        ),
+    )
+    store = tmp_path / "store"
+    store.write_bytes(b"x")
+    assert cli_main(["publish", str(bundle), "--store", str(store)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error [") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_import_is_light() -> None:
     code = "import sys, export, export.cli; print(any(m in sys.modules for m in ('torch', 'optimum', 'onnxruntime')))"
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
