@@ -200,17 +200,23 @@ def _load_table(path: Path, raw: str, delimiter: str) -> tuple[list[str], list[s
     return texts, labels, skipped
 
 
+def decode_utf8(data: bytes, path: Path, error: type[ValueError] = DataError) -> str:
+    """The text of a data file's bytes (UTF-8, a leading BOM dropped); a file that is not UTF-8 (e.g. GBK)
+    raises ``error`` naming the file and the line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = data[: exc.start].count(b"\n") + 1
+        raise error(f"{path}:{lineno}: not valid UTF-8") from None
+
+
 def load_labelled(path: str | Path, *, fmt: str | None = None) -> LabelledData:
     """Load a labelled dataset, auto-detecting JSONL / TSV / CSV (see module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     data = path.read_bytes()
-    try:
-        raw = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{lineno}: not valid UTF-8") from None
+    raw = decode_utf8(data, path)
     first_line = next((ln for ln in raw.splitlines() if ln.strip()), "")
     if not first_line:
         raise DataError(f"{path}: file is empty")

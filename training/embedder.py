@@ -78,15 +78,10 @@ class PairFileError(ValueError):
 
 
 def _read_utf8(path: Path) -> str:
-    """The text of ``path`` (UTF-8, BOM tolerated, universal newlines like ``read_text``); a file that is not
-    UTF-8 (e.g. GBK) raises :class:`PairFileError` naming the file and the line."""
-    data = path.read_bytes()
-    try:
-        raw = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        lineno = data[: exc.start].count(b"\n") + 1
-        raise PairFileError(f"{path}:{lineno}: not valid UTF-8") from None
-    return raw.replace("\r\n", "\n").replace("\r", "\n")
+    """The text of ``path`` (see ``training.data.decode_utf8``) with universal newlines like ``read_text``."""
+    from training.data import decode_utf8
+
+    return decode_utf8(path.read_bytes(), path, PairFileError).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def load_pair_file(path: str | Path) -> list[tuple[str, str, int]]:

@@ -15,49 +15,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vd = _load("validate_deploy_rc", ROOT / "scripts" / "validate_deploy.py")
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict[str, Any]]]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl not installed")
-    out = {}
-    for overlay in ("cpu", "gpu"):
-        docs, findings = vd.render_kustomize(ROOT / "k8s" / "overlays" / overlay)
-        assert findings == []
-        out[overlay] = docs
-    return out
-
-
-def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    hits = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(hits) == 1, f"expected one {kind} {name or ''}, got {len(hits)}"
-    return hits[0]
+from tests.unit.deploy.common import ROOT, one, vd
 
 
 def _api_env(docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -69,7 +35,7 @@ def _api_env(docs: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _serve_config(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    cfg: dict[str, Any] = yaml.safe_load(_one(docs, "RayService")["spec"]["serveConfigV2"])
+    cfg: dict[str, Any] = yaml.safe_load(one(docs, "RayService")["spec"]["serveConfigV2"])
     return cfg
 
 
@@ -81,7 +47,7 @@ def test_hpa_managed_deployments_do_not_pin_replicas(rendered: dict[str, Any], o
     assert hpas
     for hpa in hpas:
         ref = hpa["spec"]["scaleTargetRef"]
-        target = _one(docs, ref["kind"], ref["name"])
+        target = one(docs, ref["kind"], ref["name"])
         assert "replicas" not in target["spec"], (
             f"{ref['kind']}/{ref['name']} is scaled by HPA {hpa['metadata']['name']} but pins "
             f"spec.replicas={target['spec']['replicas']}: every `kubectl apply -k` scales it back to that"
@@ -93,7 +59,7 @@ def test_hpa_managed_deployments_do_not_pin_replicas(rendered: dict[str, Any], o
 def _max_api_requests_in_flight(docs: list[dict[str, Any]]) -> int:
     from api.settings import Settings
 
-    hpa = _one(docs, "HorizontalPodAutoscaler", "xiaoke-api")
+    hpa = one(docs, "HorizontalPodAutoscaler", "xiaoke-api")
     env = _api_env(docs)
     default = Settings.model_fields["serving_batches_in_flight"].default
     per_pod = int(env.get("API_SERVING_BATCHES_IN_FLIGHT", default))
@@ -211,7 +177,7 @@ def test_k8s_api_reads_the_visitor_address_from_the_proxies(
     rendered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for overlay, docs in rendered.items():
-        container = _one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]["containers"][0]
+        container = one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]["containers"][0]
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         _assert_resolves_visitor(_serve_kwargs(argv, monkeypatch), f"k8s {overlay} xiaoke-api")
 
@@ -228,7 +194,7 @@ def test_k8s_api_shutdown_fits_the_pod_grace_period(
     """Event streams never end by themselves: without a graceful-shutdown timeout uvicorn waits for them until
     the kubelet's SIGKILL, and the app's own shutdown (flushing the durable writer) never runs."""
     for overlay, docs in rendered.items():
-        pod = _one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]
+        pod = one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]
         container = pod["containers"][0]
         argv = list(container.get("command") or []) + list(container.get("args") or [])
         graceful = _serve_kwargs(argv, monkeypatch).get("timeout_graceful_shutdown")
@@ -257,7 +223,7 @@ def test_k8s_api_pods_wait_for_the_schema_before_serving(
 
     monkeypatch.setattr(migrate, "wait_for_schema", wait_for_schema)
     for overlay, docs in rendered.items():
-        pod = _one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]
+        pod = one(docs, "Deployment", "xiaoke-api")["spec"]["template"]["spec"]
         inits = pod.get("initContainers") or []
         assert len(inits) == 1, f"{overlay}: the API pod has no schema-wait init container"
         assert inits[0]["image"] == pod["containers"][0]["image"], "the wait must know the new version's head"

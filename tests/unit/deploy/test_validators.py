@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.deploy.common import ROOT, load_script, one, vd
+
 BROKEN = ROOT / "deploy" / "fixtures" / "broken"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vd = _load("validate_deploy", ROOT / "scripts" / "validate_deploy.py")
-entrypoint = _load("serving_entrypoint", ROOT / "deploy" / "serving_entrypoint.py")
+entrypoint = load_script("serving_entrypoint", ROOT / "deploy" / "serving_entrypoint.py")
 
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 needs_nginx = pytest.mark.skipif(
@@ -40,24 +28,6 @@ needs_nginx = pytest.mark.skipif(
 def _joined(findings: list[str]) -> str:
     assert findings, "validator reported nothing on a broken fixture"
     return "\n".join(findings)
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict[str, Any]]]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl not installed")
-    out = {}
-    for overlay in ("cpu", "gpu"):
-        docs, findings = vd.render_kustomize(ROOT / "k8s" / "overlays" / overlay)
-        assert findings == []
-        out[overlay] = docs
-    return out
-
-
-def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    hits = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(hits) == 1, f"expected one {kind} {name or ''}, got {len(hits)}"
-    return hits[0]
 
 
 # ------------------------------------------------------------------------------------ broken fixtures
@@ -143,7 +113,7 @@ def test_serve_schema_check_fails_on_broken_serve_config() -> None:
 
 
 def test_serve_config_drift_check_fails_on_drifted_serving_config(rendered: dict[str, Any]) -> None:
-    rayservice = _one(rendered["cpu"], "RayService")
+    rayservice = one(rendered["cpu"], "RayService")
     text = _joined(vd.check_serving_config_file(rayservice, BROKEN / "serve-config-drift.yaml"))
     assert "args.device 'cpu' != 'auto'" in text
     assert "Retriever" in text
@@ -234,7 +204,7 @@ def test_compose_profiles_and_health_ordering() -> None:
 @pytest.mark.parametrize("overlay", ["cpu", "gpu"])
 def test_real_overlays_pass_serve_schema(rendered: dict[str, Any], overlay: str) -> None:
     pytest.importorskip("ray.serve.schema")
-    assert vd.check_serve_schema(_one(rendered[overlay], "RayService")) == []
+    assert vd.check_serve_schema(one(rendered[overlay], "RayService")) == []
 
 
 @pytest.mark.parametrize("overlay", ["cpu", "gpu"])
@@ -242,7 +212,7 @@ def test_real_overlays_match_the_serving_rooms_serve_configs(rendered: dict[str,
     serving_config = ROOT / "serving" / "config" / f"{overlay}.yaml"
     if not serving_config.exists():
         pytest.skip(f"{serving_config} not written yet")
-    assert vd.check_serving_config_file(_one(rendered[overlay], "RayService"), serving_config) == []
+    assert vd.check_serving_config_file(one(rendered[overlay], "RayService"), serving_config) == []
 
 
 @pytest.mark.parametrize("overlay", ["cpu", "gpu"])
@@ -268,7 +238,7 @@ def test_real_overlays_pass_kubernetes_and_crd_schemas(rendered: dict[str, Any],
 
 def test_gpu_overlay_requests_gpus_and_cpu_overlay_does_not(rendered: dict[str, Any]) -> None:
     def workers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return _one(docs, "RayService")["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+        return one(docs, "RayService")["spec"]["rayClusterConfig"]["workerGroupSpecs"]
 
     (gpu,) = workers(rendered["gpu"])
     container = gpu["template"]["spec"]["containers"][0]
@@ -283,7 +253,7 @@ def test_gpu_overlay_requests_gpus_and_cpu_overlay_does_not(rendered: dict[str, 
 
 
 def test_mutating_a_real_rayservice_is_caught(rendered: dict[str, Any]) -> None:
-    doc = copy.deepcopy(_one(rendered["gpu"], "RayService"))
+    doc = copy.deepcopy(one(rendered["gpu"], "RayService"))
     del doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["groupName"]
     doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0][
         "resources"
@@ -293,7 +263,7 @@ def test_mutating_a_real_rayservice_is_caught(rendered: dict[str, Any]) -> None:
 
 
 def test_capacity_check_catches_replicas_that_cannot_be_placed(rendered: dict[str, Any]) -> None:
-    doc = copy.deepcopy(_one(rendered["gpu"], "RayService"))
+    doc = copy.deepcopy(one(rendered["gpu"], "RayService"))
     assert vd.check_serve_config(doc) == []
     group = doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
     group["maxReplicas"] = 2  # 4 GPU deployments x 4 replicas x 0.25 GPU need 4 GPUs
@@ -305,10 +275,10 @@ def test_capacity_check_catches_replicas_that_cannot_be_placed(rendered: dict[st
 
 def test_api_deployment_probes_and_networkpolicies(rendered: dict[str, Any]) -> None:
     docs = rendered["cpu"]
-    api = _one(docs, "Deployment", "xiaoke-api")
+    api = one(docs, "Deployment", "xiaoke-api")
     container = api["spec"]["template"]["spec"]["containers"][0]
     assert "replicas" not in api["spec"]  # HPA-owned (test_runtime_contracts.py)
-    assert _one(docs, "HorizontalPodAutoscaler", "xiaoke-api")["spec"]["minReplicas"] >= 2
+    assert one(docs, "HorizontalPodAutoscaler", "xiaoke-api")["spec"]["minReplicas"] >= 2
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert api["spec"]["template"]["spec"]["topologySpreadConstraints"]
@@ -390,7 +360,7 @@ def test_entrypoint_rejects_non_serve_config_and_bad_profile() -> None:
 def test_grafana_dashboard_configmap_is_valid_json_with_queries(rendered: dict[str, Any]) -> None:
     import json
 
-    cm = _one(rendered["cpu"], "ConfigMap", "xiaoke-grafana-dashboard")
+    cm = one(rendered["cpu"], "ConfigMap", "xiaoke-grafana-dashboard")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(cm["data"]["xiaoke-overview.json"])
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
@@ -407,7 +377,7 @@ def test_grafana_dashboard_configmap_is_valid_json_with_queries(rendered: dict[s
 # ------------------------------------------------------------------------------------------- runbook
 def test_every_alert_has_a_runbook_section() -> None:
     docs = vd.load_yaml_docs(ROOT / "k8s" / "base" / "monitoring.yaml")
-    rule = _one(docs, "PrometheusRule")
+    rule = one(docs, "PrometheusRule")
     alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
     assert len(alerts) >= 5
     runbook = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
