@@ -309,12 +309,16 @@ def _quantity(value: Any) -> float:
         return 0.0
 
 
-def _capacity_findings(
-    where: str, cluster: dict[str, Any], demand: list[tuple[str, int, float, float]]
-) -> Findings:
-    """Every replica must fit on one worker pod, and all deployments at max_replicas must fit on the worker
-    groups at maxReplicas (the head runs no replicas: num-cpus 0). Ray counts a pod's CPUs/GPUs from its
-    container limits unless rayStartParams num-cpus / num-gpus say otherwise."""
+# deployment, (min, max) replicas, CPUs and GPUs per replica
+Demand = list[tuple[str, tuple[int, int], float, float]]
+
+
+def _capacity_findings(where: str, cluster: dict[str, Any], demand: Demand) -> Findings:
+    """Every replica must fit on one worker pod; all deployments at max_replicas must fit on the worker groups
+    at maxReplicas (else replicas stay pending), and at min_replicas on the groups at minReplicas (else the idle
+    cluster is bigger than its stated minimum: the autoscaler keeps extra pods, e.g. a second GPU, up all the
+    time). The head runs no replicas (num-cpus 0). Ray counts a pod's CPUs/GPUs from its container limits unless
+    rayStartParams num-cpus / num-gpus say otherwise."""
     groups = []
     for group in cluster.get("workerGroupSpecs") or []:
         containers = _containers(group.get("template"))
@@ -322,20 +326,25 @@ def _capacity_findings(
         params = group.get("rayStartParams") or {}
         cpu = _quantity(params.get("num-cpus", limits.get("cpu")))
         gpu = _quantity(params.get("num-gpus", limits.get("nvidia.com/gpu")))
-        groups.append((group.get("groupName", "?"), int(group.get("maxReplicas") or 0), cpu, gpu))
+        pods = (int(group.get("minReplicas") or 0), int(group.get("maxReplicas") or 0))
+        groups.append((group.get("groupName", "?"), pods, cpu, gpu))
     findings: Findings = []
     for dname, _, cpus, gpus in demand:
         if not any(cpus <= cpu and gpus <= gpu for _, _, cpu, gpu in groups):
             findings.append(f"{where}: a {dname} replica ({cpus} CPU, {gpus} GPU) fits on no worker pod")
-    need_cpu = sum(n * c for _, n, c, _ in demand)
-    need_gpu = sum(n * g for _, n, _, g in demand)
-    have_cpu = sum(n * c for _, n, c, _ in groups)
-    have_gpu = sum(n * g for _, n, _, g in groups)
-    if need_cpu > have_cpu or need_gpu > have_gpu:
-        findings.append(
-            f"{where}: deployments at max_replicas need {need_cpu:g} CPU / {need_gpu:g} GPU, worker groups at "
-            f"maxReplicas offer {have_cpu:g} CPU / {have_gpu:g} GPU (replicas would stay pending)"
-        )
+    for i, (replicas, group_field, consequence) in enumerate(
+        [("min_replicas", "minReplicas", "the idle cluster outgrows its minimum"),
+         ("max_replicas", "maxReplicas", "replicas would stay pending")]
+    ):  # fmt: skip
+        need_cpu = sum(n[i] * c for _, n, c, _ in demand)
+        need_gpu = sum(n[i] * g for _, n, _, g in demand)
+        have_cpu = sum(n[i] * c for _, n, c, _ in groups)
+        have_gpu = sum(n[i] * g for _, n, _, g in groups)
+        if need_cpu > have_cpu + 1e-9 or need_gpu > have_gpu + 1e-9:
+            findings.append(
+                f"{where}: deployments at {replicas} need {need_cpu:g} CPU / {need_gpu:g} GPU, worker groups at "
+                f"{group_field} offer {have_cpu:g} CPU / {have_gpu:g} GPU ({consequence})"
+            )
     return findings
 
 
@@ -372,7 +381,7 @@ def check_serve_config(rayservice: dict[str, Any], ray_version: str | None = Non
             f"(got {port!r} and {head_ports.get('serve')!r})"
         )
     gpus_wanted = 0.0
-    demand: list[tuple[str, int, float, float]] = []  # deployment, max replicas, CPUs and GPUs per replica
+    demand: Demand = []
     for app in cfg["applications"]:
         name = app.get("name", "?")
         if app.get("import_path") != SERVING_IMPORT_PATH:
@@ -425,7 +434,10 @@ def check_serve_config(rayservice: dict[str, Any], ray_version: str | None = Non
                 gpus_wanted += gpus
             if isinstance(auto, dict) and isinstance(auto.get("max_replicas"), int):
                 if isinstance(cpus, int | float) and isinstance(gpus, int | float):
-                    demand.append((f"{name}/{dname}", auto["max_replicas"], float(cpus), float(gpus)))
+                    low = auto.get("min_replicas", 1)
+                    low = low if isinstance(low, int) else 1
+                    span = (low, auto["max_replicas"])
+                    demand.append((f"{name}/{dname}", span, float(cpus), float(gpus)))
     findings += _capacity_findings(where, cluster, demand)
     if gpus_wanted > 0:
         has_gpu = any(

@@ -45,7 +45,7 @@ from serving.retrieval import IndexStore, IndexStoreError, default_version, flat
 from serving.retrieval.index import check_index_version
 from serving.servers import ModelReply, ModelServer, RetrieverServer, SearchReply
 from serving.settings import IngressUserConfig, ResolvedSettings
-from serving.validation import parse_body
+from serving.validation import parse_body, read_body
 
 log = logging.getLogger("serving")
 
@@ -321,7 +321,8 @@ class NluIngress:
         return await self._handle("nlu", request, self._nlu, admit=True)
 
     async def _nlu(self, request: Request, rid: str) -> tuple[NluResponse, dict[str, str]]:
-        req = parse_body(await request.body(), NluRequest, max_bytes=self.settings.max_body_bytes)
+        limit = self.settings.max_body_bytes
+        req = parse_body(await read_body(request, limit), NluRequest, max_bytes=limit)
         self.metrics.texts.observe(len(req.texts))
         intent_f = self._call("intent", "infer", req.texts)
         sent_f = self._call("sentiment", "infer", req.texts) if req.with_sentiment else _none()
@@ -386,7 +387,8 @@ class NluIngress:
         return await self._handle("embed", request, self._embed, admit=True)
 
     async def _embed(self, request: Request, rid: str) -> tuple[EmbedResponse, dict[str, str]]:
-        req = parse_body(await request.body(), EmbedRequest, max_bytes=self.settings.max_body_bytes)
+        limit = self.settings.max_body_bytes
+        req = parse_body(await read_body(request, limit), EmbedRequest, max_bytes=limit)
         self.metrics.texts.observe(len(req.texts))
         reply: ModelReply = await self._call("embedder", "infer", req.texts)
         self._observe(reply)
@@ -406,9 +408,11 @@ class NluIngress:
         return await self._handle("index_build", request, self._build_route)
 
     async def _build_route(self, request: Request, rid: str) -> tuple[Any, dict[str, str]]:
-        req = parse_body(
-            await request.body(), IndexBuildRequest, max_bytes=self.settings.max_index_body_bytes
-        )
+        limit = self.settings.max_index_body_bytes
+        raw = await read_body(request, limit)
+        # A knowledge base's entries can be tens of MB of JSON: decode and validate them off the event loop,
+        # which meanwhile keeps serving /v1/nlu for the widget.
+        req = await asyncio.to_thread(parse_body, raw, IndexBuildRequest, max_bytes=limit)
         return await self._build(req), {}
 
     async def _build(self, req: IndexBuildRequest) -> Any:

@@ -52,6 +52,23 @@ def code_for_validation_error(exc: ValidationError) -> ErrorCode:
     return ErrorCode.INVALID_REQUEST
 
 
+async def read_body(request: Any, max_bytes: int) -> bytes:
+    """The request body, refused with PAYLOAD_TOO_LARGE as soon as it is known to exceed ``max_bytes``: from a
+    Content-Length header before anything is read, else while the chunks arrive. (Starlette's ``body()`` would
+    buffer a body of any size first.)"""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise ServingError(ErrorCode.PAYLOAD_TOO_LARGE, f"{declared} bytes > {max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ServingError(ErrorCode.PAYLOAD_TOO_LARGE, f"more than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def parse_body(raw: bytes, model: type[M], *, max_bytes: int) -> M:
     if len(raw) > max_bytes:
         raise ServingError(ErrorCode.PAYLOAD_TOO_LARGE, f"{len(raw)} bytes > {max_bytes}")

@@ -36,7 +36,7 @@ export function createConsoleApi(opts: ConsoleApiOptions) {
     }
     if (!res.ok) {
       if (res.status === 401) opts.onUnauthorized()
-      throw toApiError(res.status, await res.json().catch(() => undefined))
+      throw toApiError(res.status, await res.json().catch(() => undefined), res.headers)
     }
     const cd = res.headers.get('Content-Disposition') ?? ''
     const m = /filename\*=UTF-8''([^;]+)|filename="?([^";]+)"?/i.exec(cd)

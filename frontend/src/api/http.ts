@@ -12,13 +12,16 @@ export class ApiError extends Error {
   readonly status: number
   readonly code: string
   readonly requestId: string | null
+  /** The server's `Retry-After` (429 / 503) in milliseconds; null when it sent none. */
+  readonly retryAfterMs: number | null
 
-  constructor(status: number, code: string, message: string, requestId: string | null = null) {
+  constructor(status: number, code: string, message: string, requestId: string | null = null, retryAfterMs: number | null = null) {
     super(message)
     this.name = 'ApiError'
     this.status = status
     this.code = code
     this.requestId = requestId
+    this.retryAfterMs = retryAfterMs
   }
 
   /** Worth retrying: unreachable, overloaded, rate limited or a server-side failure. */
@@ -58,9 +61,26 @@ interface ErrorShape {
   error?: { code?: string; message?: string; request_id?: string | null }
 }
 
-export function toApiError(status: number, body: unknown): ApiError {
+/** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP-date (RFC 9110 §10.2.3); null if absent
+ *  or unreadable. A date in the past means "now" (0). */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | null {
+  const v = value?.trim()
+  if (!v) return null
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  if (!/^[A-Za-z]{3}, .* GMT$/.test(v)) return null // IMF-fixdate; Date.parse alone takes "-3" for a year
+  const at = Date.parse(v)
+  return Number.isNaN(at) ? null : Math.max(0, at - now)
+}
+
+export function toApiError(status: number, body: unknown, headers?: Headers): ApiError {
   const err = (body as ErrorShape | undefined)?.error
-  return new ApiError(status, err?.code ?? `HTTP_${status}`, err?.message ?? '', err?.request_id ?? null)
+  return new ApiError(
+    status,
+    err?.code ?? `HTTP_${status}`,
+    err?.message ?? '',
+    err?.request_id ?? null,
+    parseRetryAfter(headers?.get('Retry-After')),
+  )
 }
 
 /** Await an openapi-fetch call: returns `data` or throws ApiError (network failures get status 0). */
@@ -72,7 +92,7 @@ export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; respo
     if (e instanceof DOMException && e.name === 'AbortError') throw e
     throw new ApiError(0, 'NETWORK', '')
   }
-  if (!result.response.ok) throw toApiError(result.response.status, result.error)
+  if (!result.response.ok) throw toApiError(result.response.status, result.error, result.response.headers)
   return result.data as T
 }
 
@@ -140,7 +160,7 @@ export async function streamSse(
     } catch {
       /* not JSON */
     }
-    throw toApiError(response.status, body)
+    throw toApiError(response.status, body, response.headers)
   }
   const reader = response.body.getReader()
   onOpen?.()

@@ -4,6 +4,9 @@ export interface RetryOptions {
   retries: number
   baseMs: number
   maxMs: number
+  /** The longest server-requested wait (`Retry-After`) worth sitting out; a longer one fails at once so the
+   *  caller can tell the user instead of hanging. Default 30 s. */
+  maxRetryAfterMs?: number
   /** Injected for tests. */
   sleep?: (ms: number) => Promise<void>
   onRetry?: (attempt: number, delayMs: number) => void
@@ -17,7 +20,11 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
   return Math.round(cap / 2 + (rand() * cap) / 2)
 }
 
-/** Retry `fn` on transient ApiErrors (unreachable, 429, 5xx); anything else is thrown at once. */
+/**
+ * Retry `fn` on transient ApiErrors (unreachable, 429, 5xx); anything else is thrown at once. When the server
+ * says how long to wait (`Retry-After`), the next attempt waits at least that long (a rate-limited client
+ * that retries sooner only gets limited again); a wait longer than `maxRetryAfterMs` is not sat out.
+ */
 export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
   const wait = opts.sleep ?? sleep
   for (let attempt = 0; ; attempt++) {
@@ -26,7 +33,9 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions): Pr
     } catch (e) {
       const transient = e instanceof ApiError && e.transient
       if (!transient || attempt >= opts.retries) throw e
-      const delay = backoffDelay(attempt, opts.baseMs, opts.maxMs)
+      const asked = e.retryAfterMs
+      if (asked !== null && asked > (opts.maxRetryAfterMs ?? 30_000)) throw e
+      const delay = Math.max(asked ?? 0, backoffDelay(attempt, opts.baseMs, opts.maxMs))
       opts.onRetry?.(attempt + 1, delay)
       await wait(delay)
     }

@@ -2,8 +2,10 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { mount, flushPromises } from '@vue/test-utils'
 import FaqDialog from '@/console/components/FaqDialog.vue'
 import KnowledgeView from '@/console/views/KnowledgeView.vue'
+import TemplatesView from '@/console/views/TemplatesView.vue'
+import { useAuthStore } from '@/console/stores/auth'
 import type { FaqWrite } from '@/api/types'
-import { peekFaqDraft, saveFaqDraft } from '@/console/composables/drafts'
+import { peekFaqDraft, peekTemplatesDraft, saveFaqDraft } from '@/console/composables/drafts'
 import { fakeFetch, json } from '../widget/helpers'
 import { consoleGlobals, sampleFaq } from './helpers'
 
@@ -73,5 +75,52 @@ describe('unsaved FAQ form across a login expiry (401)', () => {
     await flushPromises()
     expect(answerBox().getAttribute('maxlength')).toBe('5000')
     w.unmount()
+  })
+})
+
+describe('unsaved template edits across a login expiry (401)', () => {
+  const templates = {
+    items: [
+      { key: 'greeting', variants: ['您好，请问有什么可以帮您？'], variables: [] },
+      { key: 'order_status', variants: ['订单 {order_id} 的状态是 {status}。'], variables: ['order_id', 'status'] },
+    ],
+  }
+  const routes = { 'GET /api/v1/admin/templates': () => json(templates) }
+  const box = (key: string) => document.body.querySelector<HTMLTextAreaElement>(`textarea[aria-label="${key} #1"]`)!
+
+  beforeEach(() => {
+    sessionStorage.clear()
+    document.body.innerHTML = ''
+  })
+
+  async function editGreeting(signedIn: boolean) {
+    const g = consoleGlobals(fakeFetch(routes).impl)
+    if (signedIn) useAuthStore().signIn('tok', 'admin', 'admin', 3600)
+    const w = mount(TemplatesView, { global: g.global, attachTo: document.body })
+    await flushPromises()
+    box('greeting').value = '您好！我是小客，有什么可以帮您？'
+    box('greeting').dispatchEvent(new Event('input'))
+    await flushPromises()
+    if (!signedIn) useAuthStore().signOut() // what the 401 handler does before the login page replaces this one
+    w.unmount()
+  }
+
+  it('parks only the edited templates when the login page replaces the page, and restores them once', async () => {
+    await editGreeting(false)
+    expect(peekTemplatesDraft()).toEqual({ greeting: ['您好！我是小客，有什么可以帮您？'] })
+
+    const g = consoleGlobals(fakeFetch(routes).impl)
+    const w = mount(TemplatesView, { global: g.global, attachTo: document.body })
+    await flushPromises()
+    expect(box('greeting').value).toBe('您好！我是小客，有什么可以帮您？')
+    expect(box('order_status').value).toBe('订单 {order_id} 的状态是 {status}。')
+    expect(document.body.textContent).toContain('已恢复登录过期前未保存的修改')
+    expect(peekTemplatesDraft()).toBeNull() // offered once
+    w.unmount()
+  })
+
+  it('parks nothing when the operator, still signed in, just leaves the page', async () => {
+    await editGreeting(true)
+    expect(peekTemplatesDraft()).toBeNull()
   })
 })

@@ -86,6 +86,42 @@ describe('useChat', () => {
     expect(chat.store.connection).toBe('online')
   })
 
+  it('waits as long as Retry-After asks before resending a rate-limited turn, and says how long when it is too long', async () => {
+    let limited = 1
+    const f = fakeFetch({
+      'POST /api/v1/chat': () =>
+        limited-- > 0
+          ? new Response(JSON.stringify({ error: { code: 'RATE_LIMITED', message: '', request_id: 'r' } }), {
+              status: 429,
+              headers: { 'Content-Type': 'application/json', 'Retry-After': '3' },
+            })
+          : json(chatReply({ session_token: null })),
+    })
+    const waits: number[] = []
+    const sleep = (ms: number) => (waits.push(ms), Promise.resolve())
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep })
+    await chat.send('你好')
+    expect(waits).toHaveLength(1)
+    expect(waits[0]).toBeGreaterThanOrEqual(3000) // backoff alone would be 300–600 ms
+    expect(chat.store.messages.map((m) => m.status)).toEqual(['sent', 'sent'])
+
+    limited = 5
+    const f2 = fakeFetch({
+      'POST /api/v1/chat': () =>
+        new Response(JSON.stringify({ error: { code: 'RATE_LIMITED', message: '', request_id: 'r' } }), {
+          status: 429,
+          headers: { 'Content-Type': 'application/json', 'Retry-After': '120' },
+        }),
+    })
+    waits.length = 0
+    const chat2 = useChat({ api: new WidgetApi(config.apiBase, f2.impl), i18n: i18n(), config, storage: null, sleep })
+    await chat2.send('你好')
+    expect(f2.calls).toHaveLength(1) // two minutes is not sat out behind a spinner
+    expect(waits).toEqual([])
+    expect(chat2.store.notice).toBe('您发送得太快了，请 120 秒后再试')
+    expect(chat2.store.messages.at(-1)!.status).toBe('failed')
+  })
+
   it('refuses messages over the length limit before calling the API', async () => {
     const f = fakeFetch({})
     const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })

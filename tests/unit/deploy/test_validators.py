@@ -269,6 +269,11 @@ def test_capacity_check_catches_replicas_that_cannot_be_placed(rendered: dict[st
     group["maxReplicas"] = 2  # 4 GPU deployments x 4 replicas x 0.25 GPU need 4 GPUs
     assert "need 24 CPU / 4 GPU" in _joined(vd.check_serve_config(doc))
     group["maxReplicas"] = 4
+    serve = yaml.safe_load(doc["spec"]["serveConfigV2"])
+    retriever = next(d for d in serve["applications"][0]["deployments"] if d["name"] == "Retriever")
+    retriever["autoscaling_config"]["min_replicas"] = 2  # 5 x 0.25 GPU at rest: a second GPU pod always up
+    doc["spec"]["serveConfigV2"] = yaml.safe_dump(serve)
+    assert "at min_replicas need 7 CPU / 1.25 GPU" in _joined(vd.check_serve_config(doc))
     group["rayStartParams"]["num-cpus"] = "0.5"  # no pod can host a 1-CPU replica
     assert "fits on no worker pod" in _joined(vd.check_serve_config(doc))
 

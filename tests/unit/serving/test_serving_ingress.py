@@ -82,3 +82,62 @@ async def test_thresholds_belong_to_the_embedder_that_scored_the_request(tmp_pat
     resp, _ = await first
     # candidates were fused from e1's vectors: the thresholds to apply to them are e1's, not the latest
     assert (resp.model_versions["embedder"], resp.thresholds.answer) == ("e1", 0.9)
+
+
+def _streamed(chunks: list[bytes], headers: list[tuple[bytes, bytes]] | None = None) -> tuple[Any, list[int]]:
+    """A request whose body arrives in ``chunks``; the list counts how many were pulled."""
+    from starlette.requests import Request
+
+    pulled: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        i = len(pulled)
+        pulled.append(i)
+        return {"type": "http.request", "body": chunks[i], "more_body": i + 1 < len(chunks)}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/indexes", "headers": headers or []}
+    return Request(scope, receive), pulled
+
+
+async def test_an_oversized_body_is_refused_before_it_is_buffered() -> None:
+    import pytest
+
+    from serving.errors import ErrorCode, ServingError
+    from serving.validation import read_body
+
+    # declared too large: refused without reading a byte
+    req, pulled = _streamed([b"x" * 10], [(b"content-length", b"5000000")])
+    with pytest.raises(ServingError) as e:
+        await read_body(req, 1000)
+    assert e.value.code is ErrorCode.PAYLOAD_TOO_LARGE and pulled == []
+    # chunked (no length): refused at the chunk that crosses the limit, the rest never pulled
+    req, pulled = _streamed([b"x" * 400] * 10)
+    with pytest.raises(ServingError) as e:
+        await read_body(req, 1000)
+    assert e.value.code is ErrorCode.PAYLOAD_TOO_LARGE and len(pulled) == 3
+    req, _ = _streamed([b"ab", b"cd"])
+    assert await read_body(req, 4) == b"abcd"
+
+
+async def test_an_index_body_is_parsed_off_the_event_loop(tmp_path: Path, monkeypatch: Any) -> None:
+    import threading
+
+    ingress = _ingress(tmp_path)
+    # @serve.ingress pickled the class: its methods see a copy of the module's globals, so patch that copy
+    scope = NluIngress.__mro__[1]._build_route.__globals__
+    seen: list[str] = []
+    real = scope["parse_body"]
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    async def no_build(req: Any) -> Any:
+        return {"entries": len(req.entries)}
+
+    monkeypatch.setitem(scope, "parse_body", spy)
+    monkeypatch.setattr(ingress, "_build", no_build)
+    body = {"entries": [{"faq_id": f"f{i}", "question": f"问题{i}", "similar": []} for i in range(50)]}
+    out, _ = await ingress._build_route(_request(body), "r1")
+    assert out == {"entries": 50}
+    assert seen and seen[0] != threading.main_thread().name  # not on the loop's thread

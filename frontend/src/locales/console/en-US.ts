@@ -214,6 +214,6 @@ export default {
     since: 'Waiting since',
     agentName: 'Agent',
   },
-  templates: { key: 'Key', variants: 'Variants (one is picked at random)', variables: 'Variables', addVariant: 'Add variant', empty: 'Keep at least one variant', hint: 'Write variables as {name}, e.g. {order_id}.' },
+  templates: { key: 'Key', variants: 'Variants (one is picked at random)', variables: 'Variables', addVariant: 'Add variant', empty: 'Keep at least one variant', hint: 'Write variables as {name}, e.g. {order_id}.', draftRestored: 'Unsaved edits from before the login expired were restored; check them and save' },
   users: { username: 'Username', role: 'Role', password: 'Initial password', createdAt: 'Created', newUser: 'New user', required: 'Enter a username and a password of at least 8 characters' },
 }

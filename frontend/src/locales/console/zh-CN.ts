@@ -214,6 +214,6 @@ export default {
     since: '等待自',
     agentName: '坐席',
   },
-  templates: { key: '模板键', variants: '回复变体（随机选用其一）', variables: '可用变量', addVariant: '添加变体', empty: '至少保留一条变体', hint: '变量写作 {name}，例如 {order_id}。' },
+  templates: { key: '模板键', variants: '回复变体（随机选用其一）', variables: '可用变量', addVariant: '添加变体', empty: '至少保留一条变体', hint: '变量写作 {name}，例如 {order_id}。', draftRestored: '已恢复登录过期前未保存的修改，请检查后保存' },
   users: { username: '用户名', role: '角色', password: '初始密码', createdAt: '创建时间', newUser: '新建账号', required: '请填写用户名和至少 8 位的密码' },
 }

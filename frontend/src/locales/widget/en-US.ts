@@ -37,6 +37,7 @@ export default {
   errors: {
     generic: 'Something went wrong, please try again later',
     RATE_LIMITED: 'You are sending too fast, please wait a moment',
+    RATE_LIMITED_WAIT: 'You are sending too fast, please try again in {n} s',
     MESSAGE_TOO_LONG: 'The message is too long',
     MESSAGE_EMPTY: 'The message must not be empty',
     SESSION_NOT_FOUND: 'Your session expired; a new conversation has started',

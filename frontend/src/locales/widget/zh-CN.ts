@@ -37,6 +37,7 @@ export default {
   errors: {
     generic: '出错了，请稍后再试',
     RATE_LIMITED: '您发送得太快了，请稍后再试',
+    RATE_LIMITED_WAIT: '您发送得太快了，请 {n} 秒后再试',
     MESSAGE_TOO_LONG: '消息过长，请精简后再发送',
     MESSAGE_EMPTY: '消息不能为空',
     SESSION_NOT_FOUND: '会话已过期，已为您开始新的对话',

@@ -79,6 +79,8 @@ export function useChat(deps: ChatDeps) {
 
   function errorText(e: unknown): string {
     if (e instanceof ApiError) {
+      if (e.code === 'RATE_LIMITED' && e.retryAfterMs)
+        return t('errors.RATE_LIMITED_WAIT', { n: Math.ceil(e.retryAfterMs / 1000) })
       const known = t(`errors.${e.code}`)
       if (known !== `errors.${e.code}`) return known
       if (e.message) return pickBilingual(e.message, i18n.locale.value)
