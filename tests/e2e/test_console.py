@@ -153,3 +153,51 @@ def test_unanswered_question_becomes_a_similar_question(stack: str, admin_token:
     row = page.locator(".faq-table .el-table__body tr").filter(has_text=suggested).first
     row.get_by_role("button", name="编辑").click()
     expect(page.get_by_role("dialog", name="编辑问答")).to_contain_text(question)
+
+
+def test_template_edits_survive_a_login_that_ends_mid_edit(stack: str, admin_token: str, new_page) -> None:  # type: ignore[no-untyped-def]
+    """The operator's account is removed while they edit a reply template: saving gets a 401, the login page
+    takes over, and after signing in again the unsaved text is back on the page (drafts.ts), then saved."""
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    username = f"editor_{uuid.uuid4().hex[:6]}"
+    user = httpx.post(
+        f"{stack}/api/v1/admin/users",
+        json={"username": username, "password": "editor-pass-123", "role": "admin"},
+        headers=auth,
+    ).json()
+    token = httpx.post(
+        f"{stack}/api/v1/admin/auth/login", json={"username": username, "password": "editor-pass-123"}
+    ).json()["access_token"]
+    templates = httpx.get(f"{stack}/api/v1/admin/templates", headers=auth).json()["items"]
+    key = templates[0]["key"]
+    original = templates[0]["variants"]
+    edited = f"草稿{uuid.uuid4().hex[:6]}：您好，这里是小客，请问有什么可以帮您？"
+    page = new_page()
+    console_as(page, stack, token, "templates", username)
+    box = page.get_by_label(f"{key} #1", exact=True)
+    box.fill(edited)
+    assert httpx.delete(f"{stack}/api/v1/admin/users/{user['id']}", headers=auth).status_code == 204
+    card = page.locator(".el-card").filter(has=box)
+    card.get_by_role("button", name="保存").click()
+    page.wait_for_url("**/#/login**")  # 401: signed out, the login page replaced the templates page
+    try:
+        page.get_by_label("用户名").fill(ADMIN[0])
+        page.get_by_label("密码").fill(ADMIN[1])
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url("**/#/templates")  # back where the operator was
+        expect(page.get_by_text("已恢复登录过期前未保存的修改")).to_be_visible()
+        expect(page.get_by_label(f"{key} #1", exact=True)).to_have_value(edited)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "e2e-console-template-draft-restored.png"))
+        page.locator(".el-card").filter(has=page.get_by_label(f"{key} #1", exact=True)).get_by_role(
+            "button", name="保存"
+        ).click()
+        wait_until(
+            lambda: (
+                httpx.get(f"{stack}/api/v1/admin/templates", headers=auth).json()["items"][0]["variants"][0]
+                == edited
+            ),
+            what="the restored draft saved",
+        )
+    finally:
+        httpx.put(f"{stack}/api/v1/admin/templates/{key}", json={"variants": original}, headers=auth)
