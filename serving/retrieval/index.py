@@ -189,16 +189,17 @@ class FaqIndex:
         _, dense_ids = self.dense.search(q, n_pool)
         out: list[list[Candidate]] = []
         for i, text in enumerate(texts):
-            kw_all = self.keyword.score_all(text)
+            # keyword pools are taken by the unclipped scores (BM25's order), fused with the clipped ones
+            kw_all = self.keyword.score_all(text, clip=False)
             docs = np.union1d(dense_ids[i][dense_ids[i] >= 0], _top_positive(kw_all, n_pool))
             if self.fusion.faq_keyword:
-                kw_faq = self.faq_keyword.score_all(text)
+                kw_faq = self.faq_keyword.score_all(text, clip=False)
                 docs = np.union1d(docs, self._rows_of(_top_positive(kw_faq, max(top_k, n_pool // 10))))
             docs = docs.astype(np.int64)
             dense_scores = np.asarray(self.vectors[docs] @ q[i], dtype=np.float64)
-            keyword = kw_all[docs]
+            keyword = np.minimum(kw_all[docs], 1.0)
             if self.fusion.faq_keyword:
-                keyword = faq_keyword_scores(keyword, kw_faq[self._doc_faq_pos[docs]])
+                keyword = faq_keyword_scores(keyword, np.minimum(kw_faq[self._doc_faq_pos[docs]], 1.0))
             hits = collapse_by_faq(docs, dense_scores, keyword, self._doc_faq, self.fusion, top_k)
             out.append(
                 [

@@ -166,8 +166,11 @@ class KeywordIndex:
         unseen = self._idf(0)
         return float(sum(self.idf[self.vocab[t]] if t in self.vocab else unseen for t in terms))
 
-    def score_all(self, text: str) -> np.ndarray:
-        """Normalized keyword score in [0, 1] for every document (zeros when nothing matches)."""
+    def score_all(self, text: str, *, clip: bool = True) -> np.ndarray:
+        """Normalized keyword score for every document (zeros when nothing matches), in [0, 1] with ``clip``.
+
+        Unclipped, the scores keep BM25's order where clipping ties them at 1.0 (documents that repeat query
+        terms or are shorter than average): rank by those, report the clipped ones."""
         scores = np.zeros(self.n_docs, dtype=np.float32)
         terms = self.query_terms(text)
         if not terms or self.n_docs == 0:
@@ -180,13 +183,14 @@ class KeywordIndex:
             scores[self._ids[lo:hi]] += self._weights[lo:hi]  # doc ids are unique within a posting list
         denom = self.max_score(terms)
         if denom > 0:
-            np.minimum(scores / denom, 1.0, out=scores)
+            scores /= denom
+            if clip:
+                np.minimum(scores, 1.0, out=scores)
         return scores
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
-        """Top-k (doc id, normalized score) with score > 0, best first."""
-        scores = self.score_all(text)
-        return top_k_nonzero(scores, k)
+        """Top-k (doc id, normalized score in [0, 1]) with score > 0, best first by BM25 (ties broken by it)."""
+        return [(d, min(s, 1.0)) for d, s in top_k_nonzero(self.score_all(text, clip=False), k)]
 
 
 def top_k_nonzero(scores: np.ndarray, k: int) -> list[tuple[int, float]]:

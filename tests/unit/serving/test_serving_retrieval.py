@@ -66,6 +66,17 @@ def test_bm25_normalization_is_query_coverage(segmenter: JiebaSegmenter) -> None
     assert 0 < partial < full
 
 
+def test_bm25_ranks_by_its_own_order_where_the_normalized_score_saturates(segmenter: JiebaSegmenter) -> None:
+    # both short documents cover the whole query and score above sum(idf): clipped to 1.0 they would tie and
+    # the first-indexed (the longer one) would win; BM25 prefers the exact, shorter one
+    docs = ["退款运费谁出", "退款运费", "快递多久能到我家这边的小区门口呢", "怎么修改收货地址和联系电话号码"]
+    idx = KeywordIndex.from_texts(docs, segmenter=segmenter)
+    raw = idx.score_all("退款运费", clip=False)
+    assert raw[1] > raw[0] > 1.0
+    assert idx.search("退款运费", k=2) == [(1, 1.0), (0, 1.0)]  # reported scores stay in [0, 1]
+    assert idx.score_all("退款运费").max() == 1.0
+
+
 def test_bm25_no_match_and_empty_query(segmenter: JiebaSegmenter) -> None:
     idx = KeywordIndex.from_texts(DOCS, segmenter=segmenter)
     assert idx.search("天气晴朗", k=5) == []
