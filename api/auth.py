@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api.db.models import AdminUser
@@ -132,10 +132,20 @@ def authenticate(db: Session, username: str, password: str, *, max_failures: int
         retry = int((user.locked_until - now).total_seconds()) + 1
         raise AppError(ErrorCode.ACCOUNT_LOCKED, headers={"Retry-After": str(retry)})
     if not verify_password(password, user.password_hash):
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + timedelta(seconds=lock_s)
-            user.failed_logins = 0
+        # Counted in the database, not read-modify-write here: concurrent wrong guesses each count (a lost
+        # update would let parallel guessing never reach the lockout).
+        db.execute(
+            update(AdminUser)
+            .where(AdminUser.id == user.id)
+            .values(failed_logins=AdminUser.failed_logins + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.execute(
+            update(AdminUser)
+            .where(AdminUser.id == user.id, AdminUser.failed_logins >= max_failures)
+            .values(locked_until=now + timedelta(seconds=lock_s), failed_logins=0)
+            .execution_options(synchronize_session=False)
+        )
         db.commit()
         raise AppError(ErrorCode.INVALID_CREDENTIALS)
     user.failed_logins = 0

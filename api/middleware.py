@@ -24,6 +24,9 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
         b"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'",
     ),
 ]
+# Metric label values must come from a fixed set: the method is client-chosen (any token is a valid method) and
+# every distinct label value is a new Prometheus series kept for the life of the process.
+_METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The widget script is embedded into customers' pages: it must be loadable cross-origin.
 _WIDGET_PREFIX = "/widget"
 
@@ -111,8 +114,9 @@ class EdgeMiddleware:
             route_name = getattr(route, "path", None) or (
                 "static" if status_holder["status"] < 400 else "unmatched"
             )
+            method = scope["method"] if scope["method"] in _METRIC_METHODS else "OTHER"
             self.metrics.observe_request(
-                scope["method"], route_name, status_holder["status"], time.perf_counter() - start
+                method, route_name, status_holder["status"], time.perf_counter() - start
             )
             request_id_var.reset(token)
 

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from starlette.types import Receive, Scope, Send
 
 from api.chat import ChatService
 from api.db.models import Message
 from api.deps import ClientIp, ServicesDep, SessionStoreDep, SessionToken
+from api.errors import RateLimited
 from api.handoff import session_topic
 from api.schemas import (
     ChatRequest,
@@ -127,7 +129,13 @@ async def events(
     session_id: str, request: Request, services: ServicesDep, store: SessionStoreDep, token: SessionToken
 ) -> StreamingResponse:
     await load_authorized(store, session_id, token)
-    return StreamingResponse(
+    # Checked and taken with no await in between: concurrent opens cannot all pass the check.
+    if _open_streams.get(session_id, 0) >= SSE_MAX_STREAMS_PER_SESSION:
+        services.metrics.rate_limited.labels("events").inc()
+        raise RateLimited(SSE_KEEPALIVE_S)
+    _open_streams[session_id] = _open_streams.get(session_id, 0) + 1
+    return _SessionStreamResponse(
+        session_id,
         sse_stream(services, session_topic(session_id), request),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
@@ -135,6 +143,28 @@ async def events(
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Open visitor event streams per session in this process: each holds a subscription (a Redis pub/sub connection
+# in production) for as long as the client likes, so one session token must not be able to open any number.
+SSE_MAX_STREAMS_PER_SESSION = 5  # a few browser tabs share one session (localStorage)
+_open_streams: dict[str, int] = {}
+
+
+class _SessionStreamResponse(StreamingResponse):
+    """Gives the session's stream slot back however the response ends (done, disconnect, cancelled)."""
+
+    def __init__(self, session_id: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session_id = session_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            left = _open_streams.get(self.session_id, 1) - 1
+            if left > 0:
+                _open_streams[self.session_id] = left
+            else:
+                _open_streams.pop(self.session_id, None)
 
 
 async def sse_stream(
