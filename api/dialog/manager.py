@@ -15,8 +15,11 @@ Phases (see ``api.dialog.state.Phase``):
   "包邮" then gets suggestions whatever the classifier read) or ``clarify`` (the second consecutive miss offers
   a human).
 * AWAIT_ORDER_ID -- a task intent is waiting for a 13-digit order number; the slot survives turns until
-  filled, abandoned for another confident intent, or a human is requested.
-* HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off.
+  filled, abandoned for another confident intent, cancelled ("算了", "不用查了"), or a human is requested. A
+  number given with another task ("我要退款，订单…") answers that task; a number the order system could not
+  look up (outage) is retried on the next turn instead of being asked for again.
+* HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off, a no ("不用了", "不要")
+  is acknowledged. A no to a human ("不用转人工") never hands off, in any phase.
 * AGENT -- a human agent has the conversation: the bot stays silent (``agent_pending``).
 * ENDED -- after goodbye; the next message starts fresh.
 
@@ -55,6 +58,12 @@ _HUMAN = r"(?:人工(?:客服|服务|坐席)?|真人|活人)(?!审核|复核|费
 # message that is nothing but a human ("人工客服", "人工！"). Applied to the compacted text.
 _EXPLICIT_HUMAN = re.compile(rf"转人工|转接客服|转接人工|(?:转|找|要|接|换|叫|请|联系)[一个位名]*{_HUMAN}")
 _HUMAN_ONLY = re.compile(rf"^(?:{_HUMAN})+(?:吧|啊|呀|呢|谢谢)*$")
+# Saying no to a human ("不用转人工", "我不要人工", "别转人工"): never a request, whatever the words after it.
+# "为什么不转人工" / "还不转人工" are impatient requests, not refusals.
+_NO_HUMAN = re.compile(
+    rf"(?<![么还])(?:不|别|无需)(?:用|要|需要|想|必)?(?:转接?|找|接|换|叫)?[一个位名]*{_HUMAN}"
+)
+_HUMAN_WORD = re.compile(_HUMAN)
 # A numbered choice among offered suggestions: "1", "２" (NFKC), "①" (NFKC), "第一个", "第2个", "选3", "1.".
 _CHOICE = re.compile(
     r"^(?:我选|选择|选)?第?([1-9]|[一二三四五六七八九])(?:个|条|项|号)?(?:问题)?(?:吧|的|呢)?$"
@@ -63,7 +72,14 @@ _CN_DIGITS = "一二三四五六七八九"
 _AFFIRM = re.compile(
     r"^(好|好的|好吧|行|可以|是|是的|要|需要|嗯|嗯嗯|ok|okay|yes|转吧|转|麻烦了)[啊呀吧的哈呢!！。.,，~]*$"
 )
-_CANCEL = re.compile(r"^(算了|不用了|不查了|不要了|取消|不需要了|没事了)")
+# A "no", the whole message (compacted): to the order lookup being waited for ("算了", "那算了", "不用查了",
+# "取消吧") or to the offer of a human ("不用了", "不要", "不用转人工了"), with fillers, particles and thanks
+# around it. "取消订单后优惠券会退回吗" is a question and "没事了，拜拜" a goodbye: left to the classifier.
+_DECLINE = re.compile(
+    r"(?:那|那就|就|好吧|哦|噢|嗯|唉|我|先|还是)*"
+    rf"(?:(?:算了|不用|不要|不需要|不必|没事|取消|不)(?:转接?)?(?:{_HUMAN})?(?:了|查|吧|啊|呀|哈|啦)*)+"
+    r"(?:谢谢你?|谢了|多谢)?"
+)
 _MAX_CONTEXT_CHARS = 120
 # Elliptical follow-ups lean on the previous question: "那运费呢？", "偏远地区呢", "还有呢".
 _ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
@@ -175,6 +191,8 @@ def answer_level(
 def explicit_human_request(norm: str) -> bool:
     """True when the (normalized) message asks for a human, rather than asking *about* human agents."""
     compact = _compact(norm)
+    if _NO_HUMAN.search(compact):
+        return False
     return bool(_EXPLICIT_HUMAN.search(compact) or _HUMAN_ONLY.match(compact))
 
 
@@ -226,28 +244,41 @@ class DialogManager:
                     )
                 norm = normalize(question)  # that FAQ went away since: look the chosen question up instead
 
+        if _DECLINE.fullmatch(_compact(norm)):
+            if st.phase is Phase.AWAIT_ORDER_ID and not _HUMAN_WORD.search(norm):
+                task = st.task_intent
+                st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
+                return TurnResult(
+                    Reply(ReplyType.TEMPLATE, self.templates.text("dialog:slot_cancelled")), task, 1.0, st
+                )
+            if st.phase is Phase.HANDOFF_OFFERED or _HUMAN_WORD.search(norm):
+                # no to a human: acknowledged, and a lookup being waited for goes on
+                st.misses = 0
+                if st.phase is Phase.HANDOFF_OFFERED:
+                    st.phase = Phase.IDLE
+                reply = Reply(ReplyType.TEMPLATE, self.templates.text("dialog:handoff_declined"))
+                return TurnResult(reply, None, 1.0, st)
         if explicit_human_request(norm):
             return self._handoff(st, HUMAN_INTENT, 1.0, reason="requested")
         if st.phase is Phase.HANDOFF_OFFERED and _AFFIRM.match(norm.replace(" ", "")):
             return self._handoff(st, HUMAN_INTENT, 1.0, reason="accepted_offer")
 
         order_id = extract_order_id(norm)
-        if st.phase is Phase.AWAIT_ORDER_ID and not order_id and _CANCEL.match(_compact(norm)):
-            task = st.task_intent
-            st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
-            return TurnResult(
-                Reply(ReplyType.TEMPLATE, self.templates.text("dialog:slot_cancelled")), task, 1.0, st
-            )
+        # an order number the order system could not look up earlier ("please try again") is not asked again
+        pending = st.slots.get("order_id") if st.phase is Phase.AWAIT_ORDER_ID else None
         try:
             outcome = await self.nlu.analyze(norm)
         except InferenceUnavailable:
-            if st.phase is Phase.AWAIT_ORDER_ID and order_id and st.task_intent:
+            known = order_id or pending
+            if st.phase is Phase.AWAIT_ORDER_ID and known and st.task_intent:
                 # Slot filling needs no model: finish the task even while serving is down.
-                return await self._fill_order(st, st.task_intent, order_id, None)
+                return await self._fill_order(st, st.task_intent, known, None)
             return self._degraded(st)
 
         intent = outcome.result.intent
         label = confident_label(intent)
+        if label == HUMAN_INTENT and _NO_HUMAN.search(_compact(norm)):
+            label = None  # "别转人工，帮我查下订单": the model saw the human, not the "no"
 
         if label == HUMAN_INTENT:
             # Not an explicit request (checked above): a question about human agents that the FAQ answers
@@ -264,14 +295,17 @@ class DialogManager:
         if st.phase is Phase.AWAIT_ORDER_ID and st.task_intent:
             task = st.task_intent
             if order_id:
-                return await self._fill_order(st, task, order_id, outcome)
+                # the task the message asks for when it names one ("我要退款，订单…" while a status lookup waits)
+                return await self._fill_order(st, label if label in TASK_INTENTS else task, order_id, outcome)
             switching = (
                 label is not None
                 and label not in (task, OUT_OF_SCOPE_INTENT)
                 and not looks_like_order_attempt(norm)
             )
+            if not switching and pending:
+                return await self._fill_order(st, task, pending, outcome)
             if not switching:
-                return self._reprompt_order(st, task, outcome)
+                return self._reprompt_order(st, task, norm, outcome)
             st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
 
         return await self._idle_turn(st, norm, order_id, outcome, label)
@@ -487,13 +521,18 @@ class DialogManager:
         reply = Reply(ReplyType.SLOT_PROMPT, self.templates.text(TASK_INTENTS[task]))
         return self._result(reply, task, outcome.result.intent.confidence, st, outcome)
 
-    def _reprompt_order(self, st: DialogState, task: str, outcome: NluOutcome) -> TurnResult:
-        st.slot_attempts += 1
-        quick = [HANDOFF_QUICK_REPLY] if st.slot_attempts >= self.config.slot_attempts_before_offer else []
-        reply = Reply(
-            ReplyType.SLOT_PROMPT, self.templates.text("dialog:order_id_invalid"), quick_replies=quick
-        )
+    def _reprompt_order(self, st: DialogState, task: str, norm: str, outcome: NluOutcome) -> TurnResult:
+        """No order number in the message: a malformed one ("123") is called so, anything else ("等一下我找找")
+        gets the question again."""
+        key = "dialog:order_id_invalid" if looks_like_order_attempt(norm) else TASK_INTENTS[task]
+        reply = Reply(ReplyType.SLOT_PROMPT, self.templates.text(key), quick_replies=self._slot_missed(st))
         return self._result(reply, task, outcome.result.intent.confidence, st, outcome)
+
+    def _slot_missed(self, st: DialogState) -> list[str]:
+        """Count a turn that did not fill the order slot; the quick replies: a human from the
+        ``slot_attempts_before_offer``-th such turn on (malformed or unknown numbers alike)."""
+        st.slot_attempts += 1
+        return [HANDOFF_QUICK_REPLY] if st.slot_attempts >= self.config.slot_attempts_before_offer else []
 
     async def _fill_order(
         self, st: DialogState, task: str, order_id: str, outcome: NluOutcome | None
@@ -506,9 +545,10 @@ class DialogManager:
             return self._degraded(st, intent=task, outcome=outcome)
         if info is None:
             st.phase, st.task_intent, st.slots = Phase.AWAIT_ORDER_ID, task, {}
-            st.slot_attempts += 1
             reply = Reply(
-                ReplyType.SLOT_PROMPT, self.templates.text("dialog:order_not_found", order_id=order_id)
+                ReplyType.SLOT_PROMPT,
+                self.templates.text("dialog:order_not_found", order_id=order_id),
+                quick_replies=self._slot_missed(st),
             )
             return self._result(reply, task, confidence, st, outcome)
         st.phase, st.task_intent, st.slot_attempts, st.misses = Phase.IDLE, None, 0, 0

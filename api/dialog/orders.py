@@ -19,14 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.db.models import DemoOrder
 
 CHINA_TZ = timezone(timedelta(hours=8))  # display time for visitors (China has no DST)
-ORDER_ID = re.compile(r"(?<!\d)(20\d{11})(?!\d)")
+# 13 digits starting with 20, possibly typed in groups ("2024 1123 0012 3", "2024-1123-00123")
+ORDER_ID = re.compile(r"(?<![\d-])(2[ -]?0(?:[ -]?\d){11})(?![\d-]?\d)")
 
 
 def extract_order_id(text: str) -> str | None:
-    """The first 13-digit order number (starting with 20) in ``text`` (full-width digits accepted)."""
+    """The first 13-digit order number (starting with 20) in ``text`` (full-width digits and spaces or hyphens
+    between digit groups accepted)."""
     folded = unicodedata.normalize("NFKC", text)
     m = ORDER_ID.search(folded)
-    return m.group(1) if m else None
+    return re.sub(r"[ -]", "", m.group(1)) if m else None
 
 
 def looks_like_order_attempt(text: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_fakes import FakeNlu, load_dialogs
+from api_fakes import DictOrderLookup, FakeNlu, load_dialogs
 
 from api.dialog.manager import DialogManager, answer_level
 from api.dialog.state import DialogState, Phase, ReplyType
@@ -288,3 +288,122 @@ async def test_a_bare_acknowledgement_is_left_to_the_classifier(
     fake_nlu.misread["嗯"] = "thanks"
     r = await dialog.handle(DialogState(), "嗯")
     assert r.reply.type is ReplyType.TEMPLATE and r.intent == "thanks" and r.state.misses == 0
+
+
+async def test_an_order_number_given_for_another_task_answers_that_task(dialog: DialogManager) -> None:
+    """Asked for an order's status, the visitor changes their mind and asks for a refund of an order: the
+    refund is answered (the order is not refundable), not the status of the order."""
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    r = await dialog.handle(s, "我要退款，订单2024102000999")
+    assert r.reply.type is ReplyType.ANSWER and r.intent == "refund_return"
+    assert r.slot == {"order_id": "2024102000999"} and "退" in r.reply.text
+
+
+@pytest.mark.parametrize("serving_down", [False, True])
+async def test_an_order_number_accepted_during_an_order_system_outage_is_not_asked_again(
+    dialog: DialogManager,
+    fake_nlu: FakeNlu,
+    orders: DictOrderLookup,
+    monkeypatch: pytest.MonkeyPatch,
+    serving_down: bool,
+) -> None:
+    """The order system was down when the visitor gave the number ("please try again later"): the next turn
+    retries that number instead of calling it malformed and asking for it again."""
+    from api.dialog.orders import OrderLookupError
+
+    async def down(order_id: str) -> None:
+        raise OrderLookupError("order system down")
+
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    monkeypatch.setattr(orders, "lookup", down)
+    r = await dialog.handle(s, "2024112300123")
+    assert r.reply.type is ReplyType.DEGRADED and r.state.phase is Phase.AWAIT_ORDER_ID
+    monkeypatch.undo()  # the order system is back
+    if serving_down:
+        fake_nlu.fail_with = 503
+    r = await dialog.handle(r.state, "好了吗")
+    assert r.reply.type is ReplyType.ANSWER and r.slot == {"order_id": "2024112300123"}
+    assert "顺丰" in r.reply.text and r.state.phase is Phase.IDLE
+
+
+@pytest.mark.parametrize("text", ["那算了", "不用查了", "我不查了", "算了，不查了", "取消吧", "不用了，谢谢"])
+async def test_cancel_phrasings_leave_slot_filling(dialog: DialogManager, text: str) -> None:
+    s = (await dialog.handle(DialogState(), "帮我查下订单")).state
+    r = await dialog.handle(s, text)
+    assert r.reply.type is ReplyType.TEMPLATE and r.reply.text == dialog.templates.text(
+        "dialog:slot_cancelled"
+    )
+    assert r.state.phase is Phase.IDLE and r.state.task_intent is None
+
+
+async def test_a_question_about_cancelling_is_not_a_cancel(dialog: DialogManager) -> None:
+    """A question about cancelling ("取消订单后优惠券会退回吗") while the bot waits for an order number is a new question (a KB one), not
+    "cancel this lookup"."""
+    s = (await dialog.handle(DialogState(), "帮我查下订单")).state
+    r = await dialog.handle(s, "取消订单后优惠券会退回吗")
+    assert r.reply.type is ReplyType.ANSWER and r.reply.faq_id == "faq-082"
+
+
+async def test_a_message_that_is_no_order_number_gets_the_question_again(dialog: DialogManager) -> None:
+    """A message without a number ("等一下我找找") is not a malformed order number: the visitor is asked for it again, not told that its
+    format is wrong. A malformed number still is."""
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    r = await dialog.handle(s, "等一下我找找")
+    assert r.reply.type is ReplyType.SLOT_PROMPT and r.state.phase is Phase.AWAIT_ORDER_ID
+    assert r.reply.text in dialog.templates.variants("dialog:order_id_prompt")
+    r = await dialog.handle(r.state, "12345")
+    assert r.reply.text in dialog.templates.variants("dialog:order_id_invalid")
+
+
+@pytest.mark.parametrize("text", ["2024 1123 0012 3", "2024-1123-00123", "订单号：2024 112300123"])
+async def test_an_order_number_typed_in_groups_is_recognized(dialog: DialogManager, text: str) -> None:
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    r = await dialog.handle(s, text)
+    assert r.reply.type is ReplyType.ANSWER and r.slot == {"order_id": "2024112300123"}
+
+
+@pytest.mark.parametrize(
+    "refusal", ["不用了", "不要", "算了吧", "不需要，谢谢", "不用转人工了", "我不要人工"]
+)
+@pytest.mark.parametrize("offer", ["complaint", "two misses"])
+async def test_refusing_the_offer_of_a_human_is_acknowledged(
+    dialog: DialogManager, refusal: str, offer: str
+) -> None:
+    """A "no" to "需要为您转接人工客服吗？" is acknowledged and the bot carries on: no ticket, no suggestions
+    read into "不用了", no "我还是没能理解" re-offer."""
+    if offer == "complaint":
+        s = (await dialog.handle(DialogState(), "你们什么破服务，我要投诉")).state
+    else:
+        s = (await dialog.handle(DialogState(), "那个东西")).state
+        s = (await dialog.handle(s, "就是那个")).state
+    assert s.phase is Phase.HANDOFF_OFFERED
+    r = await dialog.handle(s, refusal)
+    assert not r.handoff_requested
+    assert r.reply.type is ReplyType.TEMPLATE and r.reply.quick_replies == []
+    assert r.reply.text in dialog.templates.variants("dialog:handoff_declined")
+    assert r.state.phase is Phase.IDLE and r.state.misses == 0
+
+
+@pytest.mark.parametrize("text", ["不用转人工", "不需要人工客服，我自己看看", "别转人工，帮我查下订单"])
+async def test_saying_no_to_a_human_never_hands_off(dialog: DialogManager, text: str) -> None:
+    r = await dialog.handle(DialogState(), text)
+    assert not r.handoff_requested and r.state.phase is not Phase.AGENT
+
+
+@pytest.mark.parametrize("text", ["不用了，转人工", "不行，转人工", "为什么还不转人工", "算了还是转人工吧"])
+async def test_a_no_before_a_request_for_a_human_still_hands_off(dialog: DialogManager, text: str) -> None:
+    r = await dialog.handle(DialogState(), text)
+    assert r.handoff_requested and r.state.phase is Phase.AGENT
+
+
+async def test_repeated_unknown_order_numbers_offer_a_human_like_malformed_ones(
+    dialog: DialogManager,
+) -> None:
+    """The third failed attempt offers "转人工", whether the numbers were malformed or unknown to the shop."""
+    s = (await dialog.handle(DialogState(), "我的订单到哪了")).state
+    replies = []
+    for order_id in ("2024000000001", "2024000000002", "2024000000003"):
+        r = await dialog.handle(s, order_id)
+        replies.append(r.reply.quick_replies)
+        s = r.state
+    assert replies == [[], [], ["转人工"]] and s.phase is Phase.AWAIT_ORDER_ID

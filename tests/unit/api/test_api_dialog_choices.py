@@ -59,6 +59,11 @@ async def test_explicit_requests_still_hand_off(dialog: DialogManager, text: str
         ("人工客服几点上班", False),
         ("换绑手机号需要人工审核吗", False),
         ("维修的人工费怎么算", False),
+        ("不用转人工", False),  # a no to a human
+        ("我不要人工客服", False),
+        ("别转人工，帮我查下订单", False),
+        ("为什么还不转人工", True),  # an impatient request
+        ("不行，转人工", True),
     ],
 )
 def test_explicit_human_request(text: str, explicit: bool) -> None:

@@ -22,6 +22,10 @@ from api.dialog.orders import OrderLookupError, WebhookOrderLookup, extract_orde
         ("20241123001234", None),  # 14 digits: not an order number
         ("13812345678", None),
         ("订单号是abc123", None),
+        ("2024 1123 0012 3", "2024112300123"),  # typed in groups
+        ("订单号：2024-1123-00123", "2024112300123"),
+        ("2024112300123 2024110500321", "2024112300123"),
+        ("2024-11-23 00:12", None),
     ],
 )
 def test_extract_order_id(text: str, order_id: str | None) -> None:
