@@ -35,8 +35,18 @@ def ensure_admin(factory: sessionmaker[Session], username: str, password: str, r
 
 
 def bootstrap_admin_from_settings(factory: sessionmaker[Session], settings: Settings) -> None:
-    if settings.bootstrap_admin_username and settings.bootstrap_admin_password:
-        if ensure_admin(
-            factory, settings.bootstrap_admin_username, settings.bootstrap_admin_password.get_secret_value()
-        ):
-            log.info("bootstrap admin %s created", settings.bootstrap_admin_username)
+    """API_BOOTSTRAP_ADMIN_USERNAME / _PASSWORD create the first admin: only while no active admin exists. Once
+    the console has admins of its own, deleting the bootstrap account keeps it deleted across restarts (the
+    variables stay in the environment); with every admin gone it comes back, the way back into the console."""
+    if not (settings.bootstrap_admin_username and settings.bootstrap_admin_password):
+        return
+    with factory() as db:
+        has_admin = db.scalars(
+            select(AdminUser.id).where(AdminUser.role == "admin", AdminUser.active.is_(True)).limit(1)
+        ).first()
+    if has_admin is not None:
+        return
+    if ensure_admin(
+        factory, settings.bootstrap_admin_username, settings.bootstrap_admin_password.get_secret_value()
+    ):
+        log.info("bootstrap admin %s created", settings.bootstrap_admin_username)

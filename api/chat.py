@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.db.models import Message
-from api.dialog.manager import Reply
+from api.dialog.manager import Reply, degraded_reply
 from api.dialog.state import Phase, ReplyType
 from api.errors import AppError, DependencyUnavailable, ErrorCode, RateLimited
 from api.handoff import HandoffService, message_record
@@ -139,13 +139,18 @@ class ChatService:
             session.dialog = result.state
             opened_ticket = False
             if result.handoff_requested:
+                # The agents' queue preview: what the visitor needs help with. A yes to our offer ("好的")
+                # says nothing; the message that made us offer (the visitor's previous one) does.
+                accepted = result.handoff_reason == "accepted_offer"
                 try:
                     await self.handoff.open_ticket(
-                        session, result.handoff_reason or "requested", last_message=masked
+                        session,
+                        result.handoff_reason or "requested",
+                        last_message=None if accepted else masked,
                     )
                     opened_ticket = True
                 except DependencyUnavailable:
-                    reply = Reply(ReplyType.DEGRADED, self.s.templates.text("dialog:degraded"))
+                    reply = degraded_reply(self.s.templates)
                     session.dialog.phase = Phase.IDLE
 
             user_turn.intent = result.intent

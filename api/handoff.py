@@ -168,7 +168,14 @@ class HandoffService:
                 return ticket
 
         ticket = await asyncio.to_thread(claim)
-        await self._set_session_handoff(ticket.session_id, HandoffInfo(status="active", ticket_id=ticket_id))
+        if not await self._set_session_handoff(
+            ticket.session_id, HandoffInfo(status="active", ticket_id=ticket_id)
+        ):
+            # The visitor left while queued (the session expired): nobody would read the agent's messages.
+            await asyncio.to_thread(self._close_ticket, ticket_id)
+            payload = {"ticket_id": ticket_id, "session_id": ticket.session_id, "status": "closed"}
+            await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
+            raise AppError(ErrorCode.SESSION_NOT_FOUND)
         payload = {
             "ticket_id": ticket_id,
             "session_id": ticket.session_id,
@@ -202,26 +209,27 @@ class HandoffService:
         return turn
 
     async def release(self, ticket_id: str, agent: AdminUser) -> HandoffTicket:
-        def close() -> HandoffTicket:
+        def close() -> tuple[HandoffTicket, str]:
             with self.s.session_factory() as db, db.begin():
                 ticket = db.get(HandoffTicket, ticket_id)
                 if ticket is None:
                     raise NotFound()
-                if ticket.status == "closed":
+                before = ticket.status
+                if before == "closed":
                     raise AppError(ErrorCode.HANDOFF_STATE)
-                if ticket.status == "active" and ticket.agent_id != agent.id and agent.role != "admin":
+                if before == "active" and ticket.agent_id != agent.id and agent.role != "admin":
                     raise AppError(ErrorCode.HANDOFF_STATE)
                 ticket.status = "closed"
                 ticket.closed_at = datetime.now(UTC)
                 db.flush()
                 db.expunge(ticket)
-                return ticket
+                return ticket, before
 
-        ticket = await asyncio.to_thread(close)
+        ticket, before = await asyncio.to_thread(close)
         store = self.s.sessions
-        turn = Turn(
-            role="bot", text=self.s.templates.text("dialog:handed_back"), reply_type=ReplyType.TEMPLATE.value
-        )
+        # closed while still waiting, no agent ever joined: "the agent has finished" would be untrue
+        key = "dialog:handoff_unavailable" if before == "waiting" else "dialog:handed_back"
+        turn = Turn(role="bot", text=self.s.templates.text(key), reply_type=ReplyType.TEMPLATE.value)
         async with store.lock(ticket.session_id):
             session = await store.get(ticket.session_id)
             if session is not None:
@@ -237,15 +245,25 @@ class HandoffService:
         await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
         return ticket
 
-    async def _set_session_handoff(self, session_id: str, info: HandoffInfo) -> None:
+    async def _set_session_handoff(self, session_id: str, info: HandoffInfo) -> bool:
+        """Mark the live session; False when it is gone (expired)."""
         store = self.s.sessions
         async with store.lock(session_id):
             session = await store.get(session_id)
             if session is None:
-                return
+                return False
             session.handoff = info
             session.dialog.phase = Phase.AGENT
             await store.save(session)
+            return True
+
+    def _close_ticket(self, ticket_id: str) -> None:
+        with self.s.session_factory() as db, db.begin():
+            db.execute(
+                update(HandoffTicket)
+                .where(HandoffTicket.id == ticket_id, HandoffTicket.status != "closed")
+                .values(status="closed", closed_at=datetime.now(UTC))
+            )
 
     def list_tickets(self, status: str | None) -> list[HandoffTicket]:
         with self.s.session_factory() as db:

@@ -35,6 +35,7 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
     "dialog:handoff_offer": ["非常抱歉给您带来不好的体验！需要为您转接人工客服处理吗？"],
     "dialog:handoff_declined": ["好的，那小客继续为您服务。还有什么可以帮您的吗？"],
     "dialog:handed_back": ["人工客服已结束服务，接下来由小客继续为您服务~"],
+    "dialog:handoff_unavailable": ["抱歉，人工客服暂时无法接入，接下来由小客继续为您服务~"],
     "dialog:degraded": [
         "抱歉，系统暂时繁忙，暂时无法回答您的问题。您可以稍后再试，或点击“转人工”联系人工客服。"
     ],

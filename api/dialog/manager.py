@@ -205,6 +205,12 @@ def choice_index(norm: str) -> int | None:
     return (int(digit) if digit.isdigit() else _CN_DIGITS.index(digit) + 1) - 1
 
 
+def degraded_reply(templates: TemplateBook) -> Reply:
+    """The honest fallback when a dependency is down: sorry, try later, or a human (its text says to tap the
+    转人工 button, so the button comes with it)."""
+    return Reply(ReplyType.DEGRADED, templates.text("dialog:degraded"), quick_replies=[HANDOFF_QUICK_REPLY])
+
+
 class DialogManager:
     def __init__(
         self,
@@ -608,10 +614,7 @@ class DialogManager:
     ) -> TurnResult:
         if st.phase is not Phase.AWAIT_ORDER_ID:
             st.phase = Phase.HANDOFF_OFFERED
-        reply = Reply(
-            ReplyType.DEGRADED, self.templates.text("dialog:degraded"), quick_replies=[HANDOFF_QUICK_REPLY]
-        )
-        return self._result(reply, intent, 0.0, st, outcome)
+        return self._result(degraded_reply(self.templates), intent, 0.0, st, outcome)
 
     @staticmethod
     def _result(

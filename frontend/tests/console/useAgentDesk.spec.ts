@@ -67,6 +67,23 @@ describe('useAgentDesk', () => {
     desk.disconnect()
   })
 
+  it('drops a ticket from the queue when taking it fails because the visitor has left', async () => {
+    let open = true
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: open && url.searchParams.get('status') === 'waiting' ? [ticket] : [] }),
+      'POST /api/v1/admin/handoffs/t1/take': () => {
+        open = false // the API closed the ticket: its session had expired
+        return json({ error: { code: 'SESSION_NOT_FOUND', message: '会话不存在或已过期 / The session does not exist or has expired', request_id: 'r' } }, 404)
+      },
+    })
+    const desk = mountDesk(consoleGlobals(f.impl))
+    await desk.loadQueue()
+    expect(desk.waiting.value).toHaveLength(1)
+    await desk.take(desk.waiting.value[0], 'ok')
+    expect(desk.waiting.value).toEqual([])
+    expect(desk.selected.value).toBeNull()
+  })
+
   it('after the live stream drops, re-reads the open conversation: nothing the visitor wrote meanwhile is lost', async () => {
     let transcripts = 0
     let opens = 0

@@ -231,6 +231,38 @@ async def test_a_refused_handoff_turn_leaves_no_ticket_behind(app_client, monkey
         assert sorted(t.status for t in tickets) == ["closed", "waiting"]
 
 
+async def test_an_accepted_offer_shows_agents_what_the_visitor_needs(app_client) -> None:  # type: ignore[no-untyped-def]
+    """A yes to the bot's offer ("好的") says nothing to an agent picking from the queue: the ticket's preview is
+    the message that made the bot offer a human."""
+    from api.db.models import HandoffTicket
+
+    app, client = app_client
+    sess, _ = await start(client, "你们这破服务太差劲了，我要投诉")
+    r = await chat(client, "好的", sess)
+    assert r.json()["handoff"] == {"status": "waiting"}
+    with app.state.services.session_factory() as db:
+        ticket = db.scalars(select(HandoffTicket).where(HandoffTicket.session_id == sess[0])).one()
+    assert (ticket.reason, ticket.last_message) == ("accepted_offer", "你们这破服务太差劲了，我要投诉")
+
+
+async def test_a_handoff_the_database_cannot_record_offers_the_button_its_text_mentions(
+    app_client, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from api.errors import DependencyUnavailable
+    from api.handoff import HandoffService
+
+    app, client = app_client
+    sess, _ = await start(client, "你好")
+
+    async def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise DependencyUnavailable(detail="handoff ticket create")
+
+    monkeypatch.setattr(HandoffService, "open_ticket", down)
+    reply = (await chat(client, "转人工", sess)).json()["reply"]
+    assert reply["type"] == "degraded" and "转人工" in reply["text"]
+    assert reply["quick_replies"] == ["转人工"]
+
+
 async def test_handoff_flow_end_to_end(app_client) -> None:  # type: ignore[no-untyped-def]
     app, client = app_client
     from api.bootstrap import ensure_admin
@@ -288,6 +320,47 @@ async def test_handoff_flow_end_to_end(app_client) -> None:  # type: ignore[no-u
     # a second take of a closed ticket is a state error, not a 500
     again = await client.post(f"/api/v1/admin/handoffs/{ticket['ticket_id']}/take", headers=bearer)
     assert again.status_code == 409 and again.json()["error"]["code"] == "HANDOFF_STATE"
+
+
+async def _agent_bearer(app, client, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    from api.bootstrap import ensure_admin
+
+    ensure_admin(app.state.services.session_factory, name, "agent-password-1", role="agent")
+    login = await client.post(
+        "/api/v1/admin/auth/login", json={"username": name, "password": "agent-password-1"}
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def test_a_ticket_whose_visitor_left_is_closed_when_taken(app_client) -> None:  # type: ignore[no-untyped-def]
+    """The session expired while the visitor was queued: taking the ticket must say so (and close it) instead of
+    succeeding and failing only on the agent's first message."""
+    app, client = app_client
+    bearer = await _agent_bearer(app, client, "agent2")
+    sess, _ = await start(client, "转人工")
+    tickets = (await client.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+    ticket_id = next(t["ticket_id"] for t in tickets if t["session_id"] == sess[0])
+    await app.state.services.sessions.delete(sess[0])  # what the 30-minute TTL does
+    r = await client.post(f"/api/v1/admin/handoffs/{ticket_id}/take", headers=bearer)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "SESSION_NOT_FOUND"
+    waiting = (await client.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+    assert ticket_id not in {t["ticket_id"] for t in waiting}
+
+
+async def test_closing_a_ticket_no_agent_took_does_not_claim_an_agent_served(app_client) -> None:  # type: ignore[no-untyped-def]
+    app, client = app_client
+    bearer = await _agent_bearer(app, client, "agent3")
+    sess, _ = await start(client, "转人工")
+    tickets = (await client.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+    ticket_id = next(t["ticket_id"] for t in tickets if t["session_id"] == sess[0])
+    assert (
+        await client.post(f"/api/v1/admin/handoffs/{ticket_id}/release", headers=bearer)
+    ).status_code == 200
+    hist = (
+        await client.get(f"/api/v1/sessions/{sess[0]}/history", headers={"X-Session-Token": sess[1]})
+    ).json()
+    last = hist["messages"][-1]["text"]
+    assert "人工客服暂时无法接入" in last and "结束" not in last
 
 
 async def test_handoff_button_and_feedback_and_rating(app_client) -> None:  # type: ignore[no-untyped-def]

@@ -248,3 +248,51 @@ async def test_agent_event_stream_ends_when_the_account_is_deactivated(  # type:
         assert "after delete" not in stream.text
     finally:
         await stream.close()
+
+
+def test_bootstrap_admin_only_while_the_console_has_no_admin(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The bootstrap variables stay in the environment: deleting that account once the console has admins of its
+    own must stick across restarts; with every admin gone the account comes back (the way back in)."""
+    from api.bootstrap import bootstrap_admin_from_settings, migrate_and_seed
+    from api.db.engine import make_engine, make_session_factory
+    from api.settings import Settings
+
+    settings = Settings(
+        _env_file=None,
+        env="test",
+        secret_key="unit-test-secret-key-0123456789abcdef",
+        data_dir=tmp_path,
+        seed_demo=False,
+        bootstrap_admin_username="ops",
+        bootstrap_admin_password="ops-password-123",
+    )
+    engine = make_engine(settings.database_dsn)
+    f = make_session_factory(engine)
+    migrate_and_seed(engine, f, settings)
+
+    def active_admins() -> list[str]:
+        with f() as db:
+            return sorted(
+                db.scalars(
+                    select(AdminUser.username).where(AdminUser.role == "admin", AdminUser.active.is_(True))
+                )
+            )
+
+    bootstrap_admin_from_settings(f, settings)  # first start: the console's only way in
+    assert active_admins() == ["ops"]
+    ensure_admin(f, "alice", "alice-password-1")
+    with f() as db:  # alice deletes the shared bootstrap account (what DELETE /admin/users/{id} does)
+        db.execute(
+            update(AdminUser)
+            .where(AdminUser.username == "ops")
+            .values(active=False, username="ops#deleted-1")
+        )
+        db.commit()
+    bootstrap_admin_from_settings(f, settings)  # restart with the same environment
+    assert active_admins() == ["alice"]
+    with f() as db:
+        db.execute(update(AdminUser).where(AdminUser.username == "alice").values(active=False))
+        db.commit()
+    bootstrap_admin_from_settings(f, settings)  # no admin left: the bootstrap account is the way back
+    assert active_admins() == ["ops"]
+    engine.dispose()

@@ -36,10 +36,8 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
   }
   async function take(ticket: HandoffTicket, okMsg: string) {
     const r = await run(() => api.take(ticket.ticket_id), okMsg)
-    if (r) {
-      await loadQueue()
-      await select({ ...ticket, ...r })
-    }
+    await loadQueue() // also on failure: another agent took it, or the visitor left and the API closed it
+    if (r) await select({ ...ticket, ...r })
   }
   async function send(text: string): Promise<boolean> {
     const ticket = selected.value
