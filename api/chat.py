@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 import unicodedata
@@ -234,7 +235,9 @@ class ChatService:
             [
                 {
                     "kind": "feedback",
-                    "id": "f_" + secrets.token_hex(12),
+                    # one vote per message and session (the first counts): repeats add no row to the
+                    # dashboard's counts, however often they are posted
+                    "id": "f_" + hashlib.sha256(f"{session.id}\n{message_id}".encode()).hexdigest()[:24],
                     "session_id": session.id,
                     "message_id": message_id,
                     "rating": str(rating),

@@ -394,6 +394,18 @@ async def test_handoff_button_and_feedback_and_rating(app_client) -> None:  # ty
     with services.session_factory() as db:
         assert db.scalar(select(Feedback.rating)) == "up"
         assert db.get(ChatSession, sess[0]).rating == 5
+    # one vote per message: a second one (after a reload the widget no longer knows it voted, or a script
+    # posting in a loop) adds no row to the counts the dashboard shows
+    for rating in ("down", "up", "down"):
+        again = await client.post(
+            "/api/v1/feedback",
+            json={"message_id": data["message_id"], "rating": rating, "session_id": sess[0]},
+            headers=tok,
+        )
+        assert again.status_code == 204
+    await services.writer.flush()
+    with services.session_factory() as db:
+        assert db.scalars(select(Feedback.rating).where(Feedback.session_id == sess[0])).all() == ["up"]
 
 
 async def test_session_events_stream_receives_agent_messages(app_client) -> None:  # type: ignore[no-untyped-def]
