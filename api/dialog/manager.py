@@ -576,7 +576,7 @@ class DialogManager:
                 "dialog:refund_answer",
                 order_id=info.order_id,
                 items=items,
-                refund_deadline=info.refund_deadline or "签收后 7 天",
+                refund_deadline=info.refund_deadline or "签收后7天",
             )
         return self.templates.text(
             "dialog:order_status_answer",

@@ -78,6 +78,8 @@ DIALOG_KEYS: dict[str, tuple[int, set[str], set[str]]] = {
     "handoff": (2, set(), set()),
     "handoff_offer": (2, set(), set()),
     "handed_back": (2, set(), set()),
+    "handoff_declined": (1, set(), set()),
+    "handoff_unavailable": (1, set(), set()),
     "degraded": (2, set(), set()),
     "order_id_prompt": (2, set(), set()),
     "order_id_invalid": (2, set(), set()),
