@@ -38,6 +38,7 @@ from api.dialog.orders import (
     OrderLookupError,
     extract_order_id,
     looks_like_order_attempt,
+    names_more_than_order_id,
 )
 from api.dialog.state import DialogState, Phase, ReplyType
 from api.inference import InferenceUnavailable, NluOutcome
@@ -301,8 +302,10 @@ class DialogManager:
         if st.phase is Phase.AWAIT_ORDER_ID and st.task_intent:
             task = st.task_intent
             if order_id:
-                # the task the message asks for when it names one ("我要退款，订单…" while a status lookup waits)
-                return await self._fill_order(st, label if label in TASK_INTENTS else task, order_id, outcome)
+                # the task the message asks for when it names one ("我要退款，订单…" while a status lookup waits);
+                # a bare number ("2024…", "好的，是2024…") fills the slot of the task being asked for
+                named = label if label in TASK_INTENTS and names_more_than_order_id(norm) else None
+                return await self._fill_order(st, named or task, order_id, outcome)
             switching = (
                 label is not None
                 and label not in (task, OUT_OF_SCOPE_INTENT)

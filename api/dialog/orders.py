@@ -31,6 +31,23 @@ def extract_order_id(text: str) -> str | None:
     return re.sub(r"[ -]", "", m.group(1)) if m else None
 
 
+# What accompanies a bare order number without naming a task: "好的，是2024…", "订单号：2024…", "给你 2024…".
+_ID_FILLER = re.compile(
+    r"好的|好|嗯+|是的|是|就是|这个|那个|我的|订单号码?|订单|单号|号码|给你|发你|麻烦|帮我|请|您|你|在这|这里|"
+    r"如下|吧|啊|呀|呢|哦|哈|了"
+)
+
+
+def names_more_than_order_id(text: str) -> bool:
+    """True when ``text`` says something besides an order number and fillers ("我要退款，订单2024…"): only then can
+    its intent reading name a task. A bare number is read by the classifier as some order task or other, which
+    says nothing about the task being asked for."""
+    folded = unicodedata.normalize("NFKC", text)
+    rest = ORDER_ID.sub("", folded)
+    rest = re.sub(r"[\W_]+", "", rest)
+    return len(_ID_FILLER.sub("", rest)) >= 2
+
+
 def looks_like_order_attempt(text: str) -> bool:
     """A message that tries to give an id (digits or an alphanumeric token) rather than a new question."""
     folded = unicodedata.normalize("NFKC", text)

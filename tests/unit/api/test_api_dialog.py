@@ -299,6 +299,19 @@ async def test_an_order_number_given_for_another_task_answers_that_task(dialog: 
     assert r.slot == {"order_id": "2024102000999"} and "退" in r.reply.text
 
 
+@pytest.mark.parametrize("message", ["2024112300456", "好的，是2024112300456", "订单号：2024 1123 0045 6"])
+async def test_a_bare_order_number_fills_the_task_that_asked_for_it(
+    dialog: DialogManager, fake_nlu: FakeNlu, message: str
+) -> None:
+    """Found by `make bench-dialogs` on the real bundles: the real classifier reads a bare number as order_status,
+    which must not turn a refund request into a status lookup."""
+    s = (await dialog.handle(DialogState(), "我要退货")).state
+    assert s.task_intent == "refund_return"
+    fake_nlu.misread[normalize(message)] = "order_status"
+    r = await dialog.handle(s, message)
+    assert r.intent == "refund_return" and r.slot == {"order_id": "2024112300456"}
+
+
 @pytest.mark.parametrize("serving_down", [False, True])
 async def test_an_order_number_accepted_during_an_order_system_outage_is_not_asked_again(
     dialog: DialogManager,
