@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +17,8 @@ from typing import Any, Literal
 import httpx
 import pytest
 from security_world import ADMIN, AGENT, CLIENT_IP, World, login, start_visitor
+
+from tests.fixtures.asgi import AsgiStream
 
 Access = Literal["public", "visitor", "agent", "admin"]
 Principal = Literal["anonymous", "visitor", "other_visitor", "agent", "admin"]
@@ -161,43 +162,11 @@ def headers_for(w: World, who: Principal) -> dict[str, str]:
 
 async def first_status(app: Any, method: str, path: str, headers: dict[str, str]) -> int:
     """Status of a (possibly endless, SSE) response: call the ASGI app and stop at http.response.start."""
-    loop = asyncio.get_running_loop()
-    got: asyncio.Future[int] = loop.create_future()
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and not got.done():
-            got.set_result(int(message["status"]))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"api.test")] + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": (CLIENT_IP, 5555),
-        "server": ("api.test", 80),
-    }
-    task = asyncio.create_task(app(scope, receive, send))
+    stream = AsgiStream(app, path, headers, method=method, client=(CLIENT_IP, 5555))
     try:
-        return await asyncio.wait_for(asyncio.shield(got), timeout=10)
+        return await asyncio.wait_for(asyncio.shield(stream.status), timeout=10)
     finally:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        await stream.close()
 
 
 async def call(w: World, method: str, build: Req, who: Principal) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from typing import Any
 
 import httpx
 from security_world import ADMIN, CLIENT_IP, World
 from sqlalchemy import select
+
+from tests.fixtures.asgi import AsgiStream
 
 
 async def test_arbitrary_http_methods_do_not_grow_the_metrics(world: World) -> None:
@@ -44,48 +44,8 @@ async def test_concurrent_wrong_passwords_still_lock_the_account(world: World) -
         assert user.locked_until is not None, user.failed_logins
 
 
-class _Stream:
-    """An event stream held open on the raw ASGI app (httpx's ASGITransport buffers whole responses)."""
-
-    def __init__(self, app: Any, path: str, headers: dict[str, str]) -> None:
-        self.status: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._gone = asyncio.Event()
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await self._gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and not self.status.done():
-                self.status.set_result(int(message["status"]))
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"api.test")]
-            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-            "client": (CLIENT_IP, 5555),
-            "server": ("api.test", 80),
-        }
-        self.task = asyncio.create_task(app(scope, receive, send))
-
-    async def close(self) -> None:
-        self._gone.set()
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
+def _stream(world: World, path: str, headers: dict[str, str]) -> AsgiStream:
+    return AsgiStream(world.app, path, headers, client=(CLIENT_IP, 5555))
 
 
 async def test_one_session_cannot_open_unbounded_event_streams(world: World) -> None:
@@ -95,16 +55,16 @@ async def test_one_session_cannot_open_unbounded_event_streams(world: World) -> 
 
     cap = getattr(public, "SSE_MAX_STREAMS_PER_SESSION", 5)
     path = f"/api/v1/sessions/{world.a.session_id}/events"
-    streams = [_Stream(world.app, path, world.a.headers) for _ in range(cap + 1)]
+    streams = [_stream(world, path, world.a.headers) for _ in range(cap + 1)]
     try:
         statuses = [await asyncio.wait_for(s.status, 5) for s in streams]
         assert statuses == [200] * cap + [429], statuses
         # another session is not affected; a closed stream frees its slot
-        other = _Stream(world.app, f"/api/v1/sessions/{world.b.session_id}/events", world.b.headers)
+        other = _stream(world, f"/api/v1/sessions/{world.b.session_id}/events", world.b.headers)
         streams.append(other)
         assert await asyncio.wait_for(other.status, 5) == 200
         await streams[0].close()
-        again = _Stream(world.app, path, world.a.headers)
+        again = _stream(world, path, world.a.headers)
         streams.append(again)
         assert await asyncio.wait_for(again.status, 5) == 200
     finally:

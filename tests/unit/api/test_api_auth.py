@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -14,6 +12,7 @@ from api.auth import TokenSigner, hash_password, verify_password
 from api.bootstrap import ensure_admin
 from api.db.models import AdminUser, AuditLog
 from api.errors import AppError
+from tests.fixtures.asgi import AsgiStream
 
 
 def test_password_hash_is_salted_scrypt_and_verifies() -> None:
@@ -131,59 +130,6 @@ def test_signer_default_time_is_now() -> None:
     assert claims.expires_at - int(time.time()) <= 5
 
 
-class Stream:
-    """A streaming GET driven through the ASGI app directly (httpx's ASGITransport buffers whole bodies)."""
-
-    def __init__(self, app, path: str, headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-        self.chunks: list[bytes] = []
-        self.ended = asyncio.Event()
-        self._asked = False
-
-        async def receive() -> dict[str, Any]:
-            if not self._asked:
-                self._asked = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.sleep(3600)
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                self.chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    self.ended.set()
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"api.test")]
-            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-            "client": ("203.0.113.7", 5555),
-            "server": ("api.test", 80),
-        }
-        self.task = asyncio.create_task(app(scope, receive, send))
-
-    @property
-    def text(self) -> str:
-        return b"".join(self.chunks).decode()
-
-    async def wait_for(self, needle: str, timeout: float = 2.0) -> None:
-        async with asyncio.timeout(timeout):
-            while needle not in self.text:
-                await asyncio.sleep(0.01)
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(BaseException):
-            await self.task
-
-
 async def _agent_bearer(app, client, now: float | None = None) -> dict[str, str]:  # type: ignore[no-untyped-def]
     services = app.state.services
     ensure_admin(services.session_factory, "streamer", "streamer-password", role="agent")
@@ -199,7 +145,7 @@ async def _agent_bearer(app, client, now: float | None = None) -> dict[str, str]
 async def test_open_agent_event_streams_hold_no_database_connection(app_client) -> None:  # type: ignore[no-untyped-def]
     app, client = app_client
     bearer = await _agent_bearer(app, client)
-    streams = [Stream(app, "/api/v1/admin/events", bearer) for _ in range(3)]
+    streams = [AsgiStream(app, "/api/v1/admin/events", bearer) for _ in range(3)]
     try:
         for s in streams:
             await s.wait_for(": connected")
@@ -215,7 +161,7 @@ async def test_agent_event_stream_ends_when_the_token_expires(app_client) -> Non
     services = app.state.services
     issued = time.time() - services.signer.ttl_s + 2  # expires within 1-2 s
     bearer = await _agent_bearer(app, client, now=issued)
-    stream = Stream(app, "/api/v1/admin/events", bearer)
+    stream = AsgiStream(app, "/api/v1/admin/events", bearer)
     try:
         await stream.wait_for(": connected")
         await services.events.publish("agents", {"event": "message", "data": {"text": "before expiry"}})
@@ -236,7 +182,7 @@ async def test_agent_event_stream_ends_when_the_account_is_deactivated(  # type:
     monkeypatch.setattr(public, "SSE_KEEPALIVE_S", 0.05)
     app, client = app_client
     services = app.state.services
-    stream = Stream(app, "/api/v1/admin/events", await _agent_bearer(app, client))
+    stream = AsgiStream(app, "/api/v1/admin/events", await _agent_bearer(app, client))
     try:
         await stream.wait_for(": connected")
         with services.session_factory() as db:
