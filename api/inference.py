@@ -146,6 +146,12 @@ class InferenceClient:
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
+        if metrics:
+            # Read at scrape time: set only on requests, the gauge stayed at 1 all night after an outage with no
+            # traffic to probe (a critical alert firing for nothing). 1 while the breaker rejects calls; after
+            # reset_s it lets the next call probe, and a failed probe opens it again.
+            metrics.breaker_open.set_function(lambda: 1.0 if self.breaker.state is BreakerState.OPEN else 0.0)
         self._http = httpx.AsyncClient(
             base_url=config.base_url,
             transport=transport,
@@ -168,7 +174,6 @@ class InferenceClient:
             else None
         )
         self._sem = asyncio.Semaphore(config.max_concurrency)
-        self.breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
         self._queue: list[_Pending] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -285,7 +290,6 @@ class InferenceClient:
             self._fail("bad_response")
             raise InferenceUnavailable("result count mismatch")
         self.breaker.record_success()
-        self._update_breaker_gauge()
         return [NluOutcome(r, parsed.thresholds, parsed.index_version) for r in parsed.results]
 
     async def _post_nlu_bytes(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -334,15 +338,10 @@ class InferenceClient:
     def _fail(self, reason: str) -> None:
         self.breaker.record_failure()
         self._count_failure(reason)
-        self._update_breaker_gauge()
 
     def _count_failure(self, reason: str) -> None:
         if self.metrics:
             self.metrics.nlu_failures.labels(reason).inc()
-
-    def _update_breaker_gauge(self) -> None:
-        if self.metrics:
-            self.metrics.breaker_open.set(0 if self.breaker.state is BreakerState.CLOSED else 1)
 
     # ---- non-batched calls ---------------------------------------------------------------------
     def _rid_headers(self) -> dict[str, str]:

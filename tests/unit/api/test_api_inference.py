@@ -104,6 +104,38 @@ async def test_breaker_opens_and_fails_fast_then_recovers(fake_nlu: FakeNlu) -> 
     await client.aclose()
 
 
+async def test_breaker_gauge_follows_the_breaker_without_traffic(fake_nlu: FakeNlu) -> None:
+    """The alert XiaoKeServingCircuitOpen reads this gauge: after an outage with nobody chatting it must not stay
+    at 1 (it was only written on requests), while the breaker does reject calls it must read 1."""
+    from prometheus_client import generate_latest
+
+    from api.observability import Metrics
+
+    metrics = Metrics()
+    cfg = InferenceConfig(
+        base_url="http://serving.test", breaker_failures=2, breaker_reset_s=0.2, batch_window_ms=0
+    )
+    client = InferenceClient(cfg, metrics=metrics, transport=httpx.ASGITransport(app=fake_nlu))
+
+    def gauge() -> str:
+        line = next(
+            x
+            for x in generate_latest(metrics.registry).decode().splitlines()
+            if x.startswith("xiaoke_api_breaker_open ")
+        )
+        return line.split()[1]
+
+    assert gauge() == "0.0"
+    fake_nlu.fail_with = 503
+    for _ in range(2):
+        with pytest.raises(InferenceUnavailable):
+            await client.analyze("你好")
+    assert gauge() == "1.0"
+    await asyncio.sleep(0.25)  # no traffic: the next call would probe, nothing is being rejected
+    assert gauge() == "0.0"
+    await client.aclose()
+
+
 def test_breaker_half_open_allows_a_single_probe() -> None:
     b = CircuitBreaker(failure_threshold=1, reset_s=0.0)
     b.record_failure()
