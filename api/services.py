@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +54,13 @@ class Services:
     redis: Redis | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     chat_inflight: int = 0  # turns being processed now (edge backpressure)
+    # one reload at a time: a periodic reload that read the tables before an admin write must not publish its
+    # older read after the admin's reload (a deleted FAQ or an old template would come back for 30 s)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reload_catalog(self) -> None:
         """Refresh the FAQ and template read models from the database (sync; call in a thread)."""
-        with self.session_factory() as db:
+        with self._reload_lock, self.session_factory() as db:
             self.catalog.load(db)
             self.templates.replace(load_templates(db))
 

@@ -189,8 +189,10 @@ def list_faqs(
     return list(rows), total
 
 
-def get_faq(db: Session, faq_id: str) -> Faq:
-    faq = db.get(Faq, faq_id)
+def get_faq(db: Session, faq_id: str, *, lock: bool = False) -> Faq:
+    """``lock``: read the latest committed row and hold its lock until commit (SELECT ... FOR UPDATE), so a
+    version check and the write that follows cannot interleave with another request's edit."""
+    faq = db.get(Faq, faq_id, with_for_update=lock, populate_existing=lock)
     if faq is None:
         raise NotFound()
     return faq
@@ -252,7 +254,7 @@ def create_faq(db: Session, fields: FaqFields, actor: str) -> Faq:
 def update_faq(
     db: Session, faq_id: str, fields: FaqFields, actor: str, expected_version: int | None = None
 ) -> Faq:
-    faq = get_faq(db, faq_id)
+    faq = get_faq(db, faq_id, lock=True)
     if expected_version is not None and expected_version != faq.version:
         raise AppError(ErrorCode.CONFLICT)
     _ensure_unique(db, fields.question, faq.id)

@@ -1,7 +1,8 @@
 """Bulk FAQ import (CSV / XLSX, dry run, atomic apply) and export (CSV / XLSX, formula-injection safe).
 
 File format: a header row with the columns ``question``, ``answer`` (required), ``category``, ``similar``
-(similar questions separated by ``|``), ``enabled`` (optional; 1/0, true/false, 是/否) and ``intent``
+(similar questions separated by ``|``), ``enabled`` (optional; 1/0, true/false, 是/否; no column or an empty
+cell keeps an existing FAQ's state, a new FAQ is enabled) and ``intent``
 (optional: the intent-model label the FAQ belongs to, e.g. ``logistics``; when the classifier reads a
 visitor's message as this intent and the FAQ is the top match, the bot answers it directly, see
 ``api.dialog.manager.answer_level``; an empty cell keeps the FAQ's current intent). Chinese headers
@@ -28,7 +29,7 @@ import io
 import logging
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,7 +80,7 @@ ALIASES: dict[str, str] = {
 SIMILAR_SEPARATORS = ("|", "｜")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_REPORTED_ERRORS = 1000
-_TRUE = {"", "1", "true", "yes", "y", "是", "启用", "on"}
+_TRUE = {"1", "true", "yes", "y", "是", "启用", "on"}
 _FALSE = {"0", "false", "no", "n", "否", "停用", "禁用", "off"}
 
 
@@ -93,6 +94,7 @@ class RawRow:
 class ParsedRow:
     row: int
     fields: FaqFields
+    keep_enabled: bool = False  # no enabled value: an existing FAQ keeps its state
 
 
 @dataclass
@@ -166,7 +168,8 @@ def read_csv(data: bytes, max_rows: int) -> list[RawRow]:
         raise AppError(ErrorCode.IMPORT_MALFORMED, detail="NUL in CSV")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        return _rows(((reader.line_num, row) for row in reader), max_rows)
+        # records, not reader.line_num: a quoted multi-line cell is one spreadsheet row (blank lines are [])
+        return _rows(enumerate(reader, start=1), max_rows)
     except csv.Error as exc:
         raise AppError(ErrorCode.IMPORT_MALFORMED, detail="csv") from exc
 
@@ -227,7 +230,8 @@ def plan_import(raw: list[RawRow]) -> ImportPlan:
     seen: set[str] = set()
     for r in raw:
         v = r.values
-        enabled = _enabled(v.get("enabled", ""))
+        enabled_cell = v.get("enabled", "").strip()
+        enabled = _enabled(enabled_cell) if enabled_cell else True
         fields, errors = validate_fields(
             v.get("question"),
             v.get("answer"),
@@ -244,7 +248,7 @@ def plan_import(raw: list[RawRow]) -> ImportPlan:
                 errors.append(FieldError("question", FieldCode.DUPLICATE_IN_FILE))
             else:
                 seen.add(key)
-                plan.rows.append(ParsedRow(r.row, fields))
+                plan.rows.append(ParsedRow(r.row, fields, keep_enabled=not enabled_cell))
         plan.errors.extend((r.row, e) for e in errors)
     return plan
 
@@ -284,11 +288,12 @@ def run_import(
                     apply_fields(db, faq, p.fields, cache)
                 continue
             faq = existing[fid]
-            if _same(faq, p.fields):
+            fields = replace(p.fields, enabled=faq.enabled) if p.keep_enabled else p.fields
+            if _same(faq, fields):
                 continue
             updated += 1
             if not dry_run:
-                apply_fields(db, faq, p.fields, cache)
+                apply_fields(db, faq, fields, cache)
                 faq.version += 1
         if dry_run:
             db.rollback()

@@ -111,7 +111,7 @@ def get_faq(faq_id: FaqId, db: DbDep, user: CurrentAdmin) -> FaqOut:
 
 @router.put("/faqs/{faq_id}", response_model=FaqOut)
 def update_faq(faq_id: FaqId, body: FaqPatch, services: ServicesDep, db: DbDep, user: CurrentAdmin) -> FaqOut:
-    fields = kb.patched_fields(kb.get_faq(db, faq_id), body)
+    fields = kb.patched_fields(kb.get_faq(db, faq_id, lock=True), body)
     out = kb.faq_out(kb.update_faq(db, faq_id, fields, user.username, expected_version=body.version))
     services.reload_catalog()
     return out

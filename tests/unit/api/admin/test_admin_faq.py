@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+
+import pytest
 from sqlalchemy import select
 
+from api.admin import kb
+from api.admin.schemas import FaqPatch
+from api.catalog import FaqCatalog
 from api.db.models import AuditLog
+from api.errors import AppError
 
 FAQ = "/api/v1/admin/faqs"
 
@@ -158,3 +165,52 @@ async def test_create_rejects_bad_input(console) -> None:  # type: ignore[no-unt
         assert resp.status_code == 422, body
         assert resp.json()["error"]["code"] == "VALIDATION_ERROR"
         assert "q" * 50 not in resp.text  # input never echoed
+
+
+def test_a_version_read_before_a_concurrent_edit_conflicts(console) -> None:  # type: ignore[no-untyped-def]
+    """Two console tabs save faq-001 from version v: the second save must be a 409, not a lost update
+    (request A read the row, request B committed, then A writes)."""
+    factory = console.services.session_factory
+    with factory() as a, factory() as b:
+        seen = kb.get_faq(a, "faq-001")
+        version = seen.version
+        mine = kb.patched_fields(seen, FaqPatch(answer="A 的答案", version=version))
+        theirs = kb.patched_fields(kb.get_faq(b, "faq-001"), FaqPatch(answer="B 的答案"))
+        kb.update_faq(b, "faq-001", theirs, "b", expected_version=version)
+        with pytest.raises(AppError) as err:
+            kb.update_faq(a, "faq-001", mine, "a", expected_version=version)
+        assert err.value.code == "CONFLICT"
+    with factory() as db:
+        assert kb.get_faq(db, "faq-001").answer == "B 的答案"
+
+
+def test_a_slow_periodic_reload_cannot_bring_back_a_deleted_faq(console, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The 30 s catalog reload read the table just before an admin deleted faq-003; the admin's reload
+    finished first. The stale read must not be published after it (the bot would answer a deleted FAQ)."""
+    services = console.services
+    real_load = FaqCatalog.load
+    read, go = threading.Event(), threading.Event()
+
+    def stalled_load(self: FaqCatalog, db) -> int:  # type: ignore[no-untyped-def]
+        if threading.current_thread().name != "periodic":
+            return real_load(self, db)
+        scratch = FaqCatalog()
+        n = real_load(scratch, db)
+        read.set()
+        go.wait(5)
+        self.set_all([v for v in (scratch.get(i) for i in ("faq-001", "faq-003")) if v is not None])
+        return n
+
+    monkeypatch.setattr(FaqCatalog, "load", stalled_load)
+    periodic = threading.Thread(target=services.reload_catalog, name="periodic")
+    periodic.start()
+    assert read.wait(5)
+    with services.session_factory() as db:
+        kb.delete_faq(db, "faq-003", "root")
+    admin = threading.Thread(target=services.reload_catalog, name="admin")
+    admin.start()
+    admin.join(0.5)
+    go.set()
+    periodic.join(5)
+    admin.join(5)
+    assert services.catalog.get("faq-003") is None

@@ -85,6 +85,13 @@ def test_chinese_headers_and_unknown_columns() -> None:
     assert plan.rows[0].fields.similar == ["开票入口", "发票在哪开"] and plan.rows[0].fields.enabled is False
 
 
+def test_row_numbers_are_spreadsheet_rows_with_multi_line_cells() -> None:
+    """An answer with line breaks (Alt+Enter in Excel) is one row: later rows keep the number Excel shows."""
+    data = 'question,answer\r\n多行答案,"第一行\r\n第二行\r\n第三行"\r\n\r\n,缺问题\r\n'.encode()
+    rows = transfer.read_csv(data, max_rows=10)
+    assert [(r.row, r.values["answer"]) for r in rows] == [(2, "第一行\r\n第二行\r\n第三行"), (4, "缺问题")]
+
+
 def test_too_many_rows_stops_early() -> None:
     data = _csv([[f"问题{i}", "答案", "", ""] for i in range(50_000)]).encode()
     with pytest.raises(AppError) as err:
@@ -329,3 +336,27 @@ def test_xlsx_with_xml_entities_is_refused() -> None:
     with pytest.raises(AppError) as err:
         transfer.read_upload("lol.xlsx", out.getvalue(), max_rows=10, max_bytes=10**6)
     assert err.value.code == "IMPORT_MALFORMED"
+
+
+async def test_import_without_an_enabled_value_keeps_a_disabled_faq_disabled(console) -> None:  # type: ignore[no-untyped-def]
+    """A sheet of answer corrections (no enabled column, or an empty cell) must not switch back on an FAQ
+    the operator disabled; new FAQs are enabled."""
+    c, h = console.client, console.admin
+    assert (await c.put("/api/v1/admin/faqs/faq-002", json={"enabled": False}, headers=h)).status_code == 200
+    question = (await c.get("/api/v1/admin/faqs/faq-002", headers=h)).json()["question"]
+    sheets = [
+        _csv([[question, "新的退货流程。", "退换货", ""], ["新问题甲", "新答案", "", ""]]),
+        _csv(
+            [[question, "新的退货流程 2。", "退换货", "", ""]],
+            ["question", "answer", "category", "similar", "enabled"],
+        ),
+    ]
+    for sheet in sheets:
+        files = {"file": ("fix.csv", sheet.encode(), "text/csv")}
+        applied = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
+        assert applied["updated"] == 1 and applied["errors"] == [], applied
+        faq = (await c.get("/api/v1/admin/faqs/faq-002", headers=h)).json()
+        assert faq["answer"].startswith("新的退货流程") and faq["enabled"] is False
+        assert console.services.catalog.answer_for("faq-002") is None
+    new = (await c.get("/api/v1/admin/faqs", params={"q": "新问题甲"}, headers=h)).json()["items"]
+    assert new[0]["enabled"] is True
