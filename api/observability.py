@@ -41,8 +41,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+# httpx/httpcore log every request at INFO with its full URL: the order webhook's URL and query (order numbers,
+# any credentials in the configured URL) and a serving /readyz line per readiness probe. Only at DEBUG.
+_CHATTY_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(level: str) -> None:
     root = logging.getLogger()
+    chatty = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler()
