@@ -28,6 +28,7 @@ Thresholds come from the NLU response: the per-intent calibrated threshold and t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -274,7 +275,7 @@ class DialogManager:
         # an order number the order system could not look up earlier ("please try again") is not asked again
         pending = st.slots.get("order_id") if st.phase is Phase.AWAIT_ORDER_ID else None
         try:
-            outcome = await self.nlu.analyze(norm)
+            outcome = await self._analyze(norm)
         except InferenceUnavailable:
             known = order_id or pending
             if st.phase is Phase.AWAIT_ORDER_ID and known and st.task_intent:
@@ -475,9 +476,21 @@ class DialogManager:
     async def _context_query(self, previous: str, norm: str) -> NluOutcome | None:
         combined = f"{previous} {norm}"[-_MAX_CONTEXT_CHARS:]
         try:
-            return await self.nlu.analyze(combined)
+            return await self._analyze(combined)
         except InferenceUnavailable:
             return None
+
+    async def _analyze(self, text: str) -> NluOutcome:
+        """The models' reading, with candidates only of FAQs that can be answered now: the live index still
+        holds a disabled or deleted FAQ until the next publish, and offered as a suggestion its click would only
+        bring the same suggestions back."""
+        outcome = await self.nlu.analyze(text)
+        cands = outcome.result.candidates
+        live = [c for c in cands if self.answers.answer_for(c.faq_id) is not None]
+        if len(live) == len(cands):
+            return outcome
+        result = outcome.result.model_copy(update={"candidates": live})
+        return dataclasses.replace(outcome, result=result)
 
     def _suggestions(self, candidates: list[Candidate], floor: float) -> list[tuple[str, str]]:
         """Up to ``max_suggestions`` (faq_id, question) pairs, best first, distinct questions."""

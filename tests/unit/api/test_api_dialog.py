@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from api_fakes import DictOrderLookup, FakeNlu, load_dialogs
 
@@ -420,3 +422,15 @@ async def test_repeated_unknown_order_numbers_offer_a_human_like_malformed_ones(
         replies.append(r.reply.quick_replies)
         s = r.state
     assert replies == [[], [], ["转人工"]] and s.phase is Phase.AWAIT_ORDER_ID
+
+
+async def test_a_disabled_faq_still_in_the_live_index_is_never_offered(dialog: DialogManager) -> None:
+    """Found in the knowledge-base review: disabling an FAQ takes effect before the next index publish; until then
+    the index still returns it, and offered as a suggestion its click only brought the same suggestions back."""
+    catalog = dialog.answers
+    views = list(catalog._faqs.values())  # noqa: SLF001
+    catalog.set_all([dataclasses.replace(v, enabled=False) if v.id == "faq-001" else v for v in views])
+    r = await dialog.handle(DialogState(), "支持7天无理由退货吗？")
+    assert r.reply.faq_id != "faq-001"
+    assert "支持7天无理由退货吗？" not in r.reply.suggestions
+    assert "faq-001" not in r.state.suggestion_ids
