@@ -39,6 +39,18 @@ def clean(text: str | None) -> str:
     return (text or "").translate(_CONTROL).strip()
 
 
+# Similar questions are joined with the first in import/export files; both full- and half-width are read back.
+SIMILAR_SEPARATORS = ("|", "｜")
+
+
+def without_separators(text: str) -> str:
+    """A visitor's question made safe to store as a similar question (mined questions are not the operator's
+    to correct): the file separators become "/"."""
+    for sep in SIMILAR_SEPARATORS:
+        text = text.replace(sep, "/")
+    return text
+
+
 class FieldCode(StrEnum):
     """Stable per-field validation codes (import rows and FAQ bodies)."""
 
@@ -123,6 +135,9 @@ def validate_fields(
         errors.append(FieldError("similar", FieldCode.TOO_MANY_SIMILAR))
     elif any(len(s) > limits.QUESTION_MAX_CHARS for s in sims):
         errors.append(FieldError("similar", FieldCode.TOO_LONG))
+    elif any(sep in s for s in sims for sep in SIMILAR_SEPARATORS):
+        # the import/export file joins similar questions with these: "运费|邮费谁出" would come back as two
+        errors.append(FieldError("similar", FieldCode.INVALID_VALUE))
     if errors:
         return None, errors
     return FaqFields(q, a, c, sims, enabled, i), []
@@ -282,7 +297,7 @@ def add_similar(db: Session, faq: Faq, questions: list[str]) -> int:
     seen = {question_key(faq.question)} | {question_key(s.question) for s in faq.similar}
     added = 0
     for q in questions:
-        q = clean(q)
+        q = clean(without_separators(q))
         key = question_key(q) if q else ""
         if (
             not key

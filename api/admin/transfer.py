@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from api.admin import limits
 from api.admin.kb import (
+    SIMILAR_SEPARATORS,
     FaqFields,
     FieldCode,
     FieldError,
@@ -77,7 +78,6 @@ ALIASES: dict[str, str] = {
     "intent": "intent",
     "意图": "intent",
 }
-SIMILAR_SEPARATORS = ("|", "｜")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_REPORTED_ERRORS = 1000
 _TRUE = {"1", "true", "yes", "y", "是", "启用", "on"}

@@ -235,7 +235,10 @@ def accept(services: Services, cid: str, body: AcceptIn, actor: str) -> AcceptOu
             if not kb.clean(body.answer):
                 raise InvalidInput(detail="answer required")
             fields = kb.require_valid(
-                question=question, answer=body.answer, category=body.category, similar=list(cluster.questions)
+                question=question,
+                answer=body.answer,
+                category=body.category,
+                similar=[kb.without_separators(q) for q in cluster.questions],
             )
             cluster.faq_id = None
             add_audit(db, actor, "unanswered.accept", cid, {"action": "new_faq"})
