@@ -26,6 +26,19 @@ async function saved(props: { faq: Faq | null; prefill?: Partial<FaqWrite> }): P
 }
 
 describe('FaqDialog', () => {
+  it('refuses a similar question with the file separator before the API does', async () => {
+    const g = consoleGlobals(fakeFetch({}).impl)
+    const w = mount(FaqDialog, { props: { modelValue: true, faq, categories: [], saving: false }, global: g.global, attachTo: document.body })
+    await flushPromises()
+    const input = document.body.querySelector<HTMLInputElement>('input[placeholder="输入相似问法后回车添加"]')!
+    input.value = '运费|邮费谁出'
+    input.dispatchEvent(new Event('input'))
+    input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter' }))
+    await flushPromises()
+    expect(document.body.textContent).toContain('相似问法不能包含 |')
+    expect(document.body.textContent).not.toContain('运费|邮费谁出')
+    w.unmount()
+  })
   it('offers the intent field with its explanation', async () => {
     const g = consoleGlobals(fakeFetch({}).impl)
     const w = mount(FaqDialog, {

@@ -87,6 +87,7 @@ export default {
     exportCsv: 'Export CSV',
     exportXlsx: 'Export Excel',
     required: 'Question and answer are required',
+    similarSeparator: 'A similar question cannot contain | or ｜ (the import/export separator)',
     draftRestored: 'Restored what you had not saved before your session expired; check it and save',
     index: {
       title: 'Search index',

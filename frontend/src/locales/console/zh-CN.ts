@@ -87,6 +87,7 @@ export default {
     exportCsv: '导出 CSV',
     exportXlsx: '导出 Excel',
     required: '请填写问题和答案',
+    similarSeparator: '相似问法不能包含 | 或 ｜（导入导出文件的分隔符）',
     draftRestored: '已恢复登录过期前未保存的内容，请检查后保存',
     index: {
       title: '检索索引',
