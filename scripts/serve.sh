@@ -19,4 +19,5 @@ CONFIG=${SERVING_CONFIG:-serving/config/$PROFILE.yaml}
 RAY_TMP=${SERVING_RAY_TEMP_DIR:-/tmp/xiaoke-ray-$$}
 mkdir -p "$XIAOKE_DATA_DIR/models"
 echo "[serve] profile=$PROFILE config=$CONFIG store=$XIAOKE_DATA_DIR/models ray_temp=$RAY_TMP"
-exec "$PY" -m serving --config "$CONFIG" --ray-temp-dir "$RAY_TMP" ${SERVING_NUM_CPUS:+--num-cpus "$SERVING_NUM_CPUS"}
+exec "$PY" -m serving --config "$CONFIG" --ray-temp-dir "$RAY_TMP" ${SERVING_NUM_CPUS:+--num-cpus "$SERVING_NUM_CPUS"} \
+  ${SERVING_METRICS_EXPORT_PORT:+--metrics-export-port "$SERVING_METRICS_EXPORT_PORT"}

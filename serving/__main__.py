@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may schedule (default: all)")
     parser.add_argument("--ray-temp-dir", type=Path, default=None, help="default: $TMPDIR/xiaoke-ray")
     parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--metrics-export-port",
+        type=int,
+        default=None,
+        help="serve the node's Ray metrics (ray_serve_*, ray_xiaoke_serving_*) for Prometheus on this port "
+        "(what rayStartParams metrics-export-port does on Kubernetes); default: none",
+    )
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         _temp_dir=str(temp_dir),
         _node_ip_address="127.0.0.1",
         log_to_driver=True,
+        **({"_metrics_export_port": opts.metrics_export_port} if opts.metrics_export_port else {}),
     )
     client = serve_api.serve_start(
         http_options=config.http_options.model_dump(),

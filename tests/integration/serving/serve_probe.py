@@ -18,6 +18,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[3]
 BASE = "http://127.0.0.1:8001"
+METRICS_PORT = 18080  # the node's Ray metrics (what Prometheus scrapes on Kubernetes); free: private netns
 KB = [
     {"faq_id": "refund", "question": "怎么申请退货", "similar": ["我要退货"]},
     {"faq_id": "ship", "question": "快递多久能到", "similar": ["几天能到货"]},
@@ -31,6 +32,7 @@ def main(data_dir: str, config: str, ray_tmp: str) -> dict:
         "XIAOKE_DATA_DIR": data_dir,
         "SERVING_CONFIG": config,
         "SERVING_RAY_TEMP_DIR": ray_tmp,
+        "SERVING_METRICS_EXPORT_PORT": str(METRICS_PORT),
     }
     log = open(Path(data_dir) / "serve.log", "w")  # noqa: SIM115
     t0 = time.monotonic()
@@ -78,6 +80,7 @@ def main(data_dir: str, config: str, ray_tmp: str) -> dict:
             out["after_rollback"], out["after_rollback_s"] = served_versions(c, "it-v1")
             out["indexes"] = c.get("/v1/indexes").json()
             out["metrics"] = c.get("/metrics").text
+            out["cluster_metrics"] = cluster_series()
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -87,6 +90,23 @@ def main(data_dir: str, config: str, ray_tmp: str) -> dict:
         log.close()
         out["log_tail"] = (Path(data_dir) / "serve.log").read_text(errors="replace")[-3000:]
     return out
+
+
+def cluster_series(within_s: float = 40.0) -> list[str]:
+    """Names of the ray_xiaoke_serving_* series on the node's metrics port, once the requests above show up there
+    (Ray's agent exports every few seconds)."""
+    t0 = time.monotonic()
+    names: set[str] = set()
+    while time.monotonic() - t0 < within_s:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5).text
+        except httpx.TransportError:
+            text = ""
+        names = {ln.split("{")[0] for ln in text.splitlines() if ln.startswith("ray_xiaoke_serving_")}
+        if "ray_xiaoke_serving_requests_total" in names and "ray_xiaoke_serving_batch_rows_bucket" in names:
+            break
+        time.sleep(2)
+    return sorted(names)
 
 
 def served_versions(c: httpx.Client, wanted: str, within_s: float = 20.0) -> tuple[list, float]:

@@ -91,3 +91,8 @@ def test_real_serve_over_http(tiny_model_store: Path, tmp_path: Path) -> None:
     assert out["indexes"]["active"] == "it-v1"
     assert 'xiaoke_serving_requests_total{code="OK",endpoint="nlu"}' in out["metrics"]
     assert "xiaoke_serving_batch_rows_bucket" in out["metrics"]
+    # the same series reach the node's Ray metrics port, which Prometheus scrapes (the replica's own /metrics
+    # above is one random replica's view)
+    assert {"ray_xiaoke_serving_requests_total", "ray_xiaoke_serving_batch_rows_bucket"} <= set(
+        out["cluster_metrics"]
+    )

@@ -10,11 +10,13 @@ import importlib.util
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from api.observability import Metrics
+from serving.metrics import ServingMetrics
 from tests.unit.deploy.common import ROOT
 
 MONITORING = ROOT / "k8s" / "base" / "monitoring.yaml"
@@ -39,15 +41,35 @@ def _exprs() -> list[str]:
     return exprs
 
 
-def _api_series() -> dict[str, set[str]]:
+# Tags Ray adds to every application metric, and Serve to those recorded in a replica (ray.serve.metrics).
+_RAY_TAGS = {
+    "Component",
+    "NodeAddress",
+    "SessionName",
+    "Version",
+    "WorkerId",
+    "deployment",
+    "replica",
+    "application",
+}
+
+
+def _series(registry: Any, prefix: str = "", extra: frozenset[str] = frozenset()) -> dict[str, set[str]]:
     """Exposed series name -> label names, as prometheus_client writes them (``_total``, ``_bucket`` + ``le`` ...)."""
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     series: dict[str, set[str]] = {}
-    for collector in Metrics().registry._collector_to_names:  # noqa: SLF001 (label names are not public)
-        labels = set(collector._labelnames)  # type: ignore[attr-defined]  # noqa: SLF001
-        for suffix in suffixes[collector._type]:  # type: ignore[attr-defined]  # noqa: SLF001
-            series[collector._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())  # type: ignore[attr-defined]  # noqa: SLF001
+    for collector in registry._collector_to_names:  # noqa: SLF001 (label names are not public)
+        labels = set(collector._labelnames) | extra  # noqa: SLF001
+        for suffix in suffixes[collector._type]:  # noqa: SLF001
+            series[prefix + collector._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())  # noqa: SLF001
     return series
+
+
+def _api_series() -> dict[str, set[str]]:
+    """The API's series, and the inference server's as Ray's metrics agent exports them (``ray_`` prefix, Ray's
+    and Serve's tags; serving/metrics.py mirrors its registry there)."""
+    serving = ServingMetrics(cluster=False).registry
+    return _series(Metrics().registry) | _series(serving, "ray_", frozenset(_RAY_TAGS))
 
 
 def test_api_series_in_rules_and_dashboard_are_exported_with_those_labels() -> None:
@@ -55,8 +77,10 @@ def test_api_series_in_rules_and_dashboard_are_exported_with_those_labels() -> N
     problems = []
     for expr in _exprs():
         for name in set(_NAME.findall(expr)):
-            if name.startswith("xiaoke_") and name not in exported:
-                problems.append(f"{name} is not exported by api/observability.py ({expr})")
+            if name.startswith(("xiaoke_", "ray_xiaoke_")) and name not in exported:
+                problems.append(
+                    f"{name} is exported by neither api/observability.py nor serving/metrics.py ({expr})"
+                )
         for name, matchers in _SELECTOR.findall(expr):
             if name in exported:
                 for label in _MATCHER_LABEL.findall(matchers):
@@ -71,8 +95,8 @@ def test_api_series_in_rules_and_dashboard_are_exported_with_those_labels() -> N
 
 
 def test_no_rule_or_panel_relies_on_the_unscraped_serving_registry() -> None:
-    """``xiaoke_serving_*`` lives on the Serve ingress's own /metrics (port 8001, a random replica per request);
-    the ServiceMonitor scrapes Ray's metrics port (8080), so those series never reach Prometheus."""
+    """``xiaoke_serving_*`` is the Serve ingress's own /metrics (port 8001, a random replica per request); what
+    Prometheus scrapes (Ray's metrics port, 8080) has the same series as ``ray_xiaoke_serving_*``."""
     used = sorted({n for e in _exprs() for n in _NAME.findall(e) if n.startswith("xiaoke_serving_")})
     assert used == []
 
@@ -86,7 +110,13 @@ def test_ray_series_in_rules_and_dashboard_exist_in_the_pinned_ray() -> None:
         f.read_text(encoding="utf-8", errors="replace") for d in _RAY_SOURCES for f in (pkg / d).rglob("*.py")
     )
     missing = []
-    for name in sorted({n for e in _exprs() for n in _NAME.findall(e) if n.startswith("ray_")}):
+    ray_own = {
+        n
+        for e in _exprs()
+        for n in _NAME.findall(e)
+        if n.startswith("ray_") and not n.startswith("ray_xiaoke_")
+    }
+    for name in sorted(ray_own):
         base = re.sub(r"_(bucket|sum|count|total)$", "", name).removeprefix("ray_")
         if f'"{base}"' not in source:
             missing.append(name)
