@@ -394,7 +394,7 @@ def test_every_alert_has_a_runbook_section() -> None:
     for signal in (
         "xiaoke_api_http_request_seconds",  # p99 latency
         "xiaoke_api_http_requests_total",  # error rate (via the recording rule)
-        "ray_serve_deployment_queued_queries",  # serving queue depth
+        "ray_xiaoke_serving_queue_seconds_bucket",  # serving saturation: time in a model's batch queue
         "ray_serve_autoscaling_desired_replicas",  # replicas at max
         "ray_node_gram_used",  # GPU memory
     ):
