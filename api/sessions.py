@@ -127,6 +127,10 @@ def new_session(user_id: str | None = None) -> tuple[Session, str]:
 class SessionStore(Protocol):
     async def create(self, session: Session) -> None: ...
     async def get(self, session_id: str) -> Session | None: ...
+    async def exists(self, session_id: str) -> bool:
+        """Whether the session is alive, without sliding its expiry (a read by the visitor's turn does)."""
+        ...
+
     async def save(self, session: Session) -> None: ...
     async def delete(self, session_id: str) -> None: ...
     def lock(self, session_id: str) -> Any:  # async context manager
@@ -168,6 +172,10 @@ class InMemorySessionStore:
         self._data[session_id] = (time.monotonic() + self.ttl_s, item[1])
         self._data.move_to_end(session_id)
         return Session.model_validate_json(item[1])
+
+    async def exists(self, session_id: str) -> bool:
+        item = self._data.get(session_id)
+        return item is not None and not self._expired(item[0])
 
     async def save(self, session: Session) -> None:
         self._data[session.id] = (time.monotonic() + self.ttl_s, session.model_dump_json())
@@ -244,6 +252,12 @@ class RedisSessionStore:
         if raw is None:
             return None
         return Session.model_validate_json(raw)
+
+    async def exists(self, session_id: str) -> bool:
+        try:
+            return bool(await self.redis.exists(self._key(session_id)))
+        except RedisError as exc:
+            raise DependencyUnavailable(detail="redis exists") from exc
 
     async def save(self, session: Session) -> None:
         try:

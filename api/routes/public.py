@@ -136,7 +136,9 @@ async def events(
     _open_streams[session_id] = _open_streams.get(session_id, 0) + 1
     return _SessionStreamResponse(
         session_id,
-        sse_stream(services, session_topic(session_id), request),
+        # ends when the session expires (30 min without a turn): the widget's reconnect then finds it gone and
+        # says so, instead of an open tab holding a stream (a pub/sub connection) for a conversation that is over
+        sse_stream(services, session_topic(session_id), request, lambda: store.exists(session_id)),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )
@@ -177,14 +179,10 @@ async def sse_stream(
     before every event and keep-alive: a stream outlives the request that authorized it)."""
     async with services.events.subscribe(topic) as sub:
         yield ": connected\n\n"
-        it = sub.__aiter__()
         while True:
             if await request.is_disconnected():
                 return
-            try:
-                event: dict[str, Any] | None = await asyncio.wait_for(it.__anext__(), timeout=SSE_KEEPALIVE_S)
-            except TimeoutError:
-                event = None
+            event = await sub.next(SSE_KEEPALIVE_S)
             if still_authorized is not None and not await still_authorized():
                 return
             if event is None:

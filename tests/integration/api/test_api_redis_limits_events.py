@@ -60,3 +60,14 @@ async def test_events_fan_out_to_subscribers_of_the_topic(bus: Any) -> None:
         {"event": "handoff", "data": {"status": "active"}},
         {"event": "message", "data": {"text": "您好😊"}},
     ]
+
+
+async def test_a_subscription_survives_keep_alive_timeouts(bus: Any) -> None:
+    """The SSE loop waits for the next event with a keep-alive timeout: the subscription must still deliver after
+    one (an async generator cancelled on timeout closed for good, and every stream died 15 s after its last event)."""
+    async with bus.subscribe("session:k") as sub:
+        await asyncio.sleep(0.05)
+        assert await sub.next(0.05) is None
+        assert await sub.next(0.05) is None
+        await bus.publish("session:k", {"event": "message", "data": {"text": "还在吗"}})
+        assert await sub.next(2.0) == {"event": "message", "data": {"text": "还在吗"}}

@@ -73,6 +73,18 @@ async def test_ttl_expires_and_reads_slide_it(store: SessionStore) -> None:
     assert await store.get(s.id) is None
 
 
+async def test_exists_does_not_slide_the_expiry(store: SessionStore) -> None:
+    """The visitor's event stream asks this every keep-alive: an open tab must not keep a session alive."""
+    s, _ = new_session()
+    await store.create(s)
+    assert await store.exists(s.id) and not await store.exists("s_unknown")
+    for _ in range(3):  # 3 x 0.9 s > TTL: reads by exists() leave the expiry alone
+        await asyncio.sleep(0.9)
+        await store.exists(s.id)
+    assert not await store.exists(s.id)
+    assert await store.get(s.id) is None
+
+
 async def test_history_keeps_last_n_turns(store: SessionStore) -> None:
     s, _ = new_session()
     for i in range(15):

@@ -242,3 +242,33 @@ def test_bootstrap_admin_only_while_the_console_has_no_admin(tmp_path) -> None: 
     bootstrap_admin_from_settings(f, settings)  # no admin left: the bootstrap account is the way back
     assert active_admins() == ["ops"]
     engine.dispose()
+
+
+async def test_visitor_event_stream_ends_when_the_session_expires(  # type: ignore[no-untyped-def]
+    app_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream outlives keep-alives and still delivers (the first keep-alive timeout used to close the event
+    subscription: every stream broke 15 s after its last event). An open tab kept its stream (a pub/sub
+    connection) for a conversation whose session had expired; it now ends at the next keep-alive, and the
+    widget's reconnect finds the session gone and says so."""
+    from api.routes import public
+
+    monkeypatch.setattr(public, "SSE_KEEPALIVE_S", 0.05)
+    app, client = app_client
+    services = app.state.services
+    r = await client.post("/api/v1/chat", json={"message": "你好"})
+    sid, token = r.json()["session_id"], r.json()["session_token"]
+    stream = AsgiStream(app, f"/api/v1/sessions/{sid}/events", {"X-Session-Token": token})
+    try:
+        await stream.wait_for(": connected")
+        await asyncio.sleep(0.3)  # several keep-alives: the stream lives on, and still delivers
+        assert not stream.ended.is_set() and stream.text.count(": keep-alive") >= 2
+        await services.events.publish(
+            f"session:{sid}", {"event": "message", "data": {"text": "客服小王来了"}}
+        )
+        await stream.wait_for("客服小王来了")
+        assert not stream.ended.is_set()  # alive session: keep-alives, no end
+        await services.sessions.delete(sid)  # what the TTL does
+        await asyncio.wait_for(stream.ended.wait(), 2)
+    finally:
+        await stream.close()
