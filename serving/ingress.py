@@ -159,6 +159,16 @@ def _request_id(request: Request) -> str:
     return rid if rid and _RID.match(rid) else uuid.uuid4().hex
 
 
+def _batch_note(request: Request) -> str:
+    """ " (batch: id1,id2,...)" from the API's X-Batch-Request-IDs (the visitors' requests this one carries beside
+    its own id), for failure logs: every visitor of a failed batch can be traced, not only the first."""
+    raw = request.headers.get("x-batch-request-ids")
+    if not raw:
+        return ""
+    ids = [i for i in (x.strip() for x in raw.split(",")[:64]) if _RID.match(i)]
+    return f" (batch: {','.join(ids)})" if ids else ""
+
+
 async def _none() -> None:
     return None
 
@@ -300,9 +310,16 @@ class NluIngress:
         except Exception as exc:  # every failure leaves as the one JSON error shape
             err = map_exception(exc)
             if err.code is ErrorCode.INTERNAL:
-                log.error("request %s %s failed", rid, endpoint, exc_info=exc)
+                log.error("request %s%s %s failed", rid, _batch_note(request), endpoint, exc_info=exc)
             elif err.status >= 500:
-                log.warning("request %s %s: %s (%s)", rid, endpoint, err.code.value, err.detail)
+                log.warning(
+                    "request %s%s %s: %s (%s)",
+                    rid,
+                    _batch_note(request),
+                    endpoint,
+                    err.code.value,
+                    err.detail,
+                )
             response = JSONResponse(
                 error_body(err.code, rid), status_code=err.status, headers=error_headers(err)
             )

@@ -141,3 +141,29 @@ async def test_an_index_body_is_parsed_off_the_event_loop(tmp_path: Path, monkey
     out, _ = await ingress._build_route(_request(body), "r1")
     assert out == {"entries": 50}
     assert seen and seen[0] != threading.main_thread().name  # not on the loop's thread
+
+
+async def test_a_failed_batch_is_logged_with_every_visitor_request_id(tmp_path: Path, caplog: Any) -> None:
+    """The API batches several visitors' turns into one /v1/nlu call: its X-Request-ID names the first, and
+    X-Batch-Request-IDs all of them. A failure log naming only the first left the others untraceable."""
+    import logging
+
+    from starlette.requests import Request
+
+    from serving.errors import ErrorCode, ServingError
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    headers = [(b"x-request-id", b"rid-a"), (b"x-batch-request-ids", b"rid-a,rid-b,bad id!,rid-c")]
+    request = Request({"type": "http", "method": "POST", "path": "/v1/nlu", "headers": headers}, receive)
+
+    async def down(_: Any, rid: str) -> Any:
+        raise ServingError(ErrorCode.MODEL_UNAVAILABLE, "intent replica gone")
+
+    ingress = _ingress(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        response = await ingress._handle("nlu", request, down)
+    assert response.status_code == 503
+    line = next(r.getMessage() for r in caplog.records if "MODEL_UNAVAILABLE" in r.getMessage())
+    assert "rid-a" in line and "rid-a,rid-b,rid-c" in line and "bad id" not in line
