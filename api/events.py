@@ -38,18 +38,13 @@ class _Subscription:
         self.queue.put_nowait(event)
 
     async def next(self, timeout: float) -> Event | None:
-        """The next event, or None when none came within ``timeout`` seconds. Safe to call again after a
-        timeout (a cancelled ``Queue.get`` loses nothing). An async generator is not: cancelling its
-        ``__anext__`` (what a keep-alive timeout around ``async for`` does) closes it for good."""
+        """The next event, or None when none came within ``timeout`` seconds; the one way to read. Safe to call
+        again after a timeout (a cancelled ``Queue.get`` loses nothing). An async generator would not be:
+        cancelling its ``__anext__`` (a keep-alive timeout around ``async for``) closes it for good."""
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
             return None
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        """Every event, for as long as the caller iterates (no timeouts: use ``next`` for those)."""
-        while True:
-            yield await self.queue.get()
 
 
 class InMemoryEventBus:

@@ -66,7 +66,7 @@ async def test_handoff_across_instances(mysql_db: str, redis_client: tuple[Redis
         async def listen(ready: asyncio.Event) -> None:
             async with app_b.state.services.events.subscribe("agents") as sub:
                 ready.set()
-                async for ev in sub:
+                while (ev := await sub.next(10)) is not None:
                     agent_events.append(ev)
                     if ev["event"] == "message":
                         return

@@ -416,7 +416,7 @@ async def test_session_events_stream_receives_agent_messages(app_client) -> None
 
     async def listen() -> None:
         async with services.events.subscribe(f"session:{sess[0]}") as sub:
-            async for ev in sub:
+            while (ev := await sub.next(10)) is not None:
                 received.append(ev)
                 if ev["event"] == "message":
                     return
