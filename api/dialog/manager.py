@@ -253,13 +253,14 @@ class DialogManager:
                 norm = normalize(question)  # that FAQ went away since: look the chosen question up instead
 
         if _DECLINE.fullmatch(_compact(norm)):
-            if st.phase is Phase.AWAIT_ORDER_ID and not _HUMAN_WORD.search(norm):
+            to_human = _HUMAN_WORD.search(norm) is not None
+            if st.phase is Phase.AWAIT_ORDER_ID and not to_human:
                 task = st.task_intent
                 st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
                 return TurnResult(
                     Reply(ReplyType.TEMPLATE, self.templates.text("dialog:slot_cancelled")), task, 1.0, st
                 )
-            if st.phase is Phase.HANDOFF_OFFERED or _HUMAN_WORD.search(norm):
+            if st.phase is Phase.HANDOFF_OFFERED or to_human:
                 # no to a human: acknowledged, and a lookup being waited for goes on
                 st.misses = 0
                 if st.phase is Phase.HANDOFF_OFFERED:
