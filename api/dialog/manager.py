@@ -60,10 +60,11 @@ _HUMAN = r"(?:人工(?:客服|服务|坐席)?|真人|活人)(?!审核|复核|费
 # message that is nothing but a human ("人工客服", "人工！"). Applied to the compacted text.
 _EXPLICIT_HUMAN = re.compile(rf"转人工|转接客服|转接人工|(?:转|找|要|接|换|叫|请|联系)[一个位名]*{_HUMAN}")
 _HUMAN_ONLY = re.compile(rf"^(?:{_HUMAN})+(?:吧|啊|呀|呢|谢谢)*$")
-# Saying no to a human ("不用转人工", "我不要人工", "别转人工"): never a request, whatever the words after it.
-# "为什么不转人工" / "还不转人工" are impatient requests, not refusals.
+# Saying no to a human ("不用转人工", "我不要人工", "别转人工", "别给我转人工", "不要再帮我找人工了"): never a
+# request, whatever the words after it. "为什么不转人工" / "还不转人工" are impatient requests, not refusals.
 _NO_HUMAN = re.compile(
-    rf"(?<![么还])(?:不|别|无需)(?:用|要|需要|想|必)?(?:转接?|找|接|换|叫)?[一个位名]*{_HUMAN}"
+    rf"(?<![么还])(?:不|别|无需)(?:用|要|需要|想|必)?(?:再|给我|帮我|替我|为我)*"
+    rf"(?:转接?|找|接|换|叫)?[一个位名]*{_HUMAN}"
 )
 _HUMAN_WORD = re.compile(_HUMAN)
 # A numbered choice among offered suggestions: "1", "２" (NFKC), "①" (NFKC), "第一个", "第2个", "选3", "1.".
@@ -79,7 +80,8 @@ _AFFIRM = re.compile(
 # around it. "取消订单后优惠券会退回吗" is a question and "没事了，拜拜" a goodbye: left to the classifier.
 _DECLINE = re.compile(
     r"(?:那|那就|就|好吧|哦|噢|嗯|唉|我|先|还是)*"
-    rf"(?:(?:算了|不用|不要|不需要|不必|没事|取消|不)(?:转接?)?(?:{_HUMAN})?(?:了|查|吧|啊|呀|哈|啦)*)+"
+    rf"(?:(?:算了|不用|不要|不需要|不必|没事|取消|不|别)(?:再|给我|帮我)*(?:转接?|找)?(?:{_HUMAN})?"
+    r"(?:了|查|吧|啊|呀|哈|啦)*)+"
     r"(?:谢谢你?|谢了|多谢)?"
 )
 _MAX_CONTEXT_CHARS = 120

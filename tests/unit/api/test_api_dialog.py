@@ -378,7 +378,8 @@ async def test_an_order_number_typed_in_groups_is_recognized(dialog: DialogManag
 
 
 @pytest.mark.parametrize(
-    "refusal", ["不用了", "不要", "算了吧", "不需要，谢谢", "不用转人工了", "我不要人工"]
+    "refusal",
+    ["不用了", "不要", "算了吧", "不需要，谢谢", "不用转人工了", "我不要人工", "别转人工", "别给我转人工了"],
 )
 @pytest.mark.parametrize("offer", ["complaint", "two misses"])
 async def test_refusing_the_offer_of_a_human_is_acknowledged(
@@ -399,13 +400,24 @@ async def test_refusing_the_offer_of_a_human_is_acknowledged(
     assert r.state.phase is Phase.IDLE and r.state.misses == 0
 
 
-@pytest.mark.parametrize("text", ["不用转人工", "不需要人工客服，我自己看看", "别转人工，帮我查下订单"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "不用转人工",
+        "不需要人工客服，我自己看看",
+        "别转人工，帮我查下订单",
+        "别给我转人工",
+        "不要再帮我转人工了，我自己查",
+    ],
+)
 async def test_saying_no_to_a_human_never_hands_off(dialog: DialogManager, text: str) -> None:
     r = await dialog.handle(DialogState(), text)
     assert not r.handoff_requested and r.state.phase is not Phase.AGENT
 
 
-@pytest.mark.parametrize("text", ["不用了，转人工", "不行，转人工", "为什么还不转人工", "算了还是转人工吧"])
+@pytest.mark.parametrize(
+    "text", ["不用了，转人工", "不行，转人工", "为什么还不转人工", "算了还是转人工吧", "怎么还不给我转人工"]
+)
 async def test_a_no_before_a_request_for_a_human_still_hands_off(dialog: DialogManager, text: str) -> None:
     r = await dialog.handle(DialogState(), text)
     assert r.handoff_requested and r.state.phase is Phase.AGENT

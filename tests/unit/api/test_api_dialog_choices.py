@@ -62,6 +62,9 @@ async def test_explicit_requests_still_hand_off(dialog: DialogManager, text: str
         ("不用转人工", False),  # a no to a human
         ("我不要人工客服", False),
         ("别转人工，帮我查下订单", False),
+        ("别给我转人工", False),  # words between the "no" and the human
+        ("不要再帮我找人工客服了", False),
+        ("为什么还不给我转人工", True),
         ("为什么还不转人工", True),  # an impatient request
         ("不行，转人工", True),
     ],
