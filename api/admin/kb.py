@@ -248,8 +248,7 @@ def apply_fields(
     faq.answer = fields.answer
     faq.category = get_or_create_category(db, fields.category, cache)
     faq.enabled = fields.enabled
-    if fields.intent is not None:
-        faq.intent = fields.intent
+    faq.intent = fields.intent  # None clears it (an import's empty cell is merged with the current one first)
     if [s.question for s in faq.similar] != fields.similar:
         faq.similar = [FaqSimilar(question=s) for s in fields.similar]
 

@@ -260,7 +260,7 @@ def _same(faq: Faq, f: FaqFields) -> bool:
         and (faq.category.name if faq.category else None) == f.category
         and [s.question for s in faq.similar] == f.similar
         and faq.enabled == f.enabled
-        and (f.intent is None or faq.intent == f.intent)  # an empty intent cell keeps the FAQ's intent
+        and faq.intent == f.intent
     )
 
 
@@ -289,6 +289,8 @@ def run_import(
                 continue
             faq = existing[fid]
             fields = replace(p.fields, enabled=faq.enabled) if p.keep_enabled else p.fields
+            if fields.intent is None:  # an empty intent cell keeps the FAQ's intent
+                fields = replace(fields, intent=faq.intent)
             if _same(faq, fields):
                 continue
             updated += 1

@@ -162,6 +162,20 @@ BAD_BODIES = [
 ]
 
 
+async def test_an_faq_intent_is_set_kept_and_cleared_by_put(console) -> None:  # type: ignore[no-untyped-def]
+    """Found in the knowledge-base review: ``{"intent": null}`` was ignored, so a wrong intent (which makes the
+    dialog answer directly when the classifier agrees) could never be removed from an FAQ."""
+    c, h = console.client, console.admin
+    url = f"{FAQ}/faq-001"
+    assert (await c.put(url, json={"intent": "refund_return"}, headers=h)).json()["intent"] == "refund_return"
+    kept = await c.put(url, json={"answer": "支持，签收后7天内可申请。"}, headers=h)
+    assert kept.json()["intent"] == "refund_return"  # a field left out keeps its value
+    cleared = await c.put(url, json={"intent": None}, headers=h)
+    assert cleared.status_code == 200 and cleared.json()["intent"] is None
+    assert (await c.get(url, headers=h)).json()["intent"] is None
+    assert console.services.catalog.intent_for("faq-001") is None
+
+
 async def test_create_rejects_bad_input(console) -> None:  # type: ignore[no-untyped-def]
     for body in BAD_BODIES:
         resp = await console.client.post(FAQ, json=body, headers=console.admin)

@@ -225,6 +225,13 @@ async def test_intent_column_sets_keeps_and_round_trips(console) -> None:  # typ
     again = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
     assert (again["created"], again["updated"]) == (0, 0)
     assert (await c.get(f"/api/v1/admin/faqs/{faq_id}", headers=h)).json()["intent"] == "coupon_promotion"
+    edited = [
+        ["会员积分怎么兑换？", "在「我的-积分」页兑换。", "会员", "积分兑换", ""]
+    ]  # new answer, empty intent
+    files = {"file": ("faq.csv", _csv(edited, header).encode("utf-8"), "text/csv")}
+    again = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
+    assert (again["created"], again["updated"]) == (0, 1)
+    assert (await c.get(f"/api/v1/admin/faqs/{faq_id}", headers=h)).json()["intent"] == "coupon_promotion"
 
     exported = (await c.get(EXPORT, params={"format": "csv"}, headers=h)).content
     out = list(csv.reader(io.StringIO(exported.decode("utf-8-sig"))))
