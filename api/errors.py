@@ -42,6 +42,7 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     # admin console (api/admin/)
     FAQ_DUPLICATE = "FAQ_DUPLICATE"
+    QUESTION_TAKEN = "QUESTION_TAKEN"
     IMPORT_BAD_COLUMNS = "IMPORT_BAD_COLUMNS"
     IMPORT_BAD_ENCODING = "IMPORT_BAD_ENCODING"
     IMPORT_MALFORMED = "IMPORT_MALFORMED"
@@ -83,6 +84,10 @@ ERROR_TABLE: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.INTERNAL_ERROR: (500, "服务器内部错误 / Internal server error"),
     # admin console (api/admin/)
     ErrorCode.FAQ_DUPLICATE: (409, "已存在相同的标准问题 / An FAQ with the same question already exists"),
+    ErrorCode.QUESTION_TAKEN: (
+        409,
+        "问题或相似问题已属于另一条 FAQ / A question or similar question already belongs to another FAQ",
+    ),
     ErrorCode.IMPORT_BAD_COLUMNS: (
         422,
         "文件缺少必需列 question、answer / The file must have the columns question and answer",

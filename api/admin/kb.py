@@ -58,6 +58,7 @@ class FieldCode(StrEnum):
     TOO_LONG = "TOO_LONG"
     TOO_MANY_SIMILAR = "TOO_MANY_SIMILAR"
     DUPLICATE_IN_FILE = "DUPLICATE_IN_FILE"
+    TAKEN = "TAKEN"
     INVALID_VALUE = "INVALID_VALUE"
 
 
@@ -66,6 +67,7 @@ FIELD_MESSAGES: dict[FieldCode, str] = {
     FieldCode.TOO_LONG: "内容过长 / too long",
     FieldCode.TOO_MANY_SIMILAR: f"相似问题最多 {limits.SIMILAR_MAX} 条 / at most {limits.SIMILAR_MAX} similar questions",
     FieldCode.DUPLICATE_IN_FILE: "与文件中前面的行问题重复 / duplicates the question of an earlier row",
+    FieldCode.TAKEN: "已是另一条 FAQ 的问题或相似问题 / already a question or similar question of another FAQ",
     FieldCode.INVALID_VALUE: "取值无效 / invalid value",
 }
 
@@ -229,11 +231,38 @@ def question_index(db: Session) -> dict[str, str]:
     return {question_key(q): fid for fid, q in db.execute(select(Faq.id, Faq.question))}
 
 
-def _ensure_unique(db: Session, question: str, own_id: str | None) -> None:
-    key = question_key(question)
+def question_owners(db: Session, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+    """question_key → faq id over every standard *and* similar question, FAQs in ``exclude`` left out.
+
+    One wording belongs to one FAQ: a similar question that is also another FAQ's question makes the two tie
+    in retrieval for a visitor who types exactly it, and which one answers is then an accident of ordering."""
+    owners: dict[str, str] = {}
+    for fid, q in db.execute(select(FaqSimilar.faq_id, FaqSimilar.question)):
+        if fid not in exclude:
+            owners.setdefault(question_key(q), fid)
+    for fid, q in db.execute(select(Faq.id, Faq.question)):
+        if fid not in exclude:
+            owners[question_key(q)] = fid
+    return owners
+
+
+def untaken(db: Session, questions: list[str], own_id: str | None = None) -> list[str]:
+    """The questions no other FAQ (than ``own_id``) already has as a question or similar question."""
+    owners = question_owners(db)
+    return [q for q in questions if owners.get(question_key(q), own_id) == own_id]
+
+
+def _ensure_unique(db: Session, fields: FaqFields, own_id: str | None) -> None:
+    """409 ``FAQ_DUPLICATE`` for another FAQ's standard question; 409 ``QUESTION_TAKEN`` when the question or a
+    similar question is already another FAQ's question or similar question (see :func:`question_owners`)."""
+    key = question_key(fields.question)
     other = question_index(db).get(key)
     if other is not None and other != own_id:
         raise AppError(ErrorCode.FAQ_DUPLICATE)
+    owners = question_owners(db, exclude={own_id} if own_id else frozenset())
+    taken = {owners[k] for k in [key, *map(question_key, fields.similar)] if k in owners}
+    if taken:
+        raise AppError(ErrorCode.QUESTION_TAKEN, detail={"faq_ids": sorted(taken)})
 
 
 def new_faq_id() -> str:
@@ -255,7 +284,7 @@ def apply_fields(
 
 # ---- writes --------------------------------------------------------------------------------------------
 def create_faq(db: Session, fields: FaqFields, actor: str) -> Faq:
-    _ensure_unique(db, fields.question, None)
+    _ensure_unique(db, fields, None)
     faq = Faq(id=new_faq_id(), version=1)
     db.add(faq)
     apply_fields(db, faq, fields)
@@ -271,7 +300,7 @@ def update_faq(
     faq = get_faq(db, faq_id, lock=True)
     if expected_version is not None and expected_version != faq.version:
         raise AppError(ErrorCode.CONFLICT)
-    _ensure_unique(db, fields.question, faq.id)
+    _ensure_unique(db, fields, faq.id)
     apply_fields(db, faq, fields)
     faq.version += 1
     bump_revision(db)
@@ -294,6 +323,7 @@ def add_similar(db: Session, faq: Faq, questions: list[str]) -> int:
 
     The caller bumps the KB revision and commits."""
     seen = {question_key(faq.question)} | {question_key(s.question) for s in faq.similar}
+    seen |= set(question_owners(db, exclude={faq.id}))  # another FAQ's wording stays that FAQ's
     added = 0
     for q in questions:
         q = clean(without_separators(q))

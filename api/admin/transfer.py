@@ -48,6 +48,7 @@ from api.admin.kb import (
     new_faq_id,
     question_index,
     question_key,
+    question_owners,
     validate_fields,
 )
 from api.admin.schemas import ImportErrorOut, ImportResult
@@ -264,12 +265,39 @@ def _same(faq: Faq, f: FaqFields) -> bool:
     )
 
 
+def _drop_taken(db: Session, plan: ImportPlan, matched: dict[int, str | None]) -> None:
+    """Rows whose question or similar questions are already another FAQ's wording become row errors
+    (``TAKEN``), judged on the knowledge base as it will be: an FAQ the file updates gives up its similar
+    questions for the file's, so moving a similar question between two FAQs of one file is fine; within the
+    file, the first row to use a wording keeps it."""
+    owners = question_owners(db, exclude={fid for fid in matched.values() if fid})
+    claimed: dict[str, int] = {}
+    keep: list[ParsedRow] = []
+    for p in plan.rows:
+        own = matched[p.row]
+        checks = [("question", question_key(p.fields.question))]
+        checks += [("similar", question_key(s)) for s in p.fields.similar]
+        clash = next(
+            (name for name, k in checks if owners.get(k, own) != own or claimed.get(k, p.row) != p.row),
+            None,
+        )
+        if clash is not None:
+            plan.errors.append((p.row, FieldError(clash, FieldCode.TAKEN)))
+            continue
+        for _, k in checks:
+            claimed.setdefault(k, p.row)
+        keep.append(p)
+    plan.rows = keep
+    plan.errors.sort(key=lambda e: e[0])
+
+
 def run_import(
     db: Session, raw: list[RawRow], *, dry_run: bool, actor: str, filename: str | None
 ) -> ImportResult:
     plan = plan_import(raw)
     index = question_index(db)
     matched = {p.row: index.get(question_key(p.fields.question)) for p in plan.rows}
+    _drop_taken(db, plan, matched)
     existing: dict[str, Faq] = {}
     ids = sorted({fid for fid in matched.values() if fid})
     for i in range(0, len(ids), 500):

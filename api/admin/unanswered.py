@@ -238,7 +238,7 @@ def accept(services: Services, cid: str, body: AcceptIn, actor: str) -> AcceptOu
                 question=question,
                 answer=body.answer,
                 category=body.category,
-                similar=[kb.without_separators(q) for q in cluster.questions],
+                similar=kb.untaken(db, [kb.without_separators(q) for q in cluster.questions]),
             )
             cluster.faq_id = None
             add_audit(db, actor, "unanswered.accept", cid, {"action": "new_faq"})

@@ -176,6 +176,40 @@ async def test_an_faq_intent_is_set_kept_and_cleared_by_put(console) -> None:  #
     assert console.services.catalog.intent_for("faq-001") is None
 
 
+async def test_one_wording_belongs_to_one_faq(console) -> None:  # type: ignore[no-untyped-def]
+    """Found in the knowledge-base review: a similar question equal to another FAQ's question or similar
+    question was accepted, and a visitor typing exactly it got whichever of the two tied FAQs came first."""
+    c, h = console.client, console.admin
+    body = {"question": "怎么开电子发票？", "answer": "在订单详情申请。"}
+    for similar in (
+        ["能开发票吗", "支持７天無理由退貨嗎"],
+        ["退货流程是什么？"],
+    ):  # faq-001's question, faq-002's similar
+        resp = await c.post(FAQ, json={**body, "similar": similar}, headers=h)
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "QUESTION_TAKEN", resp.text
+    as_question = await c.post(FAQ, json={**body, "question": "退货怎么操作"}, headers=h)  # faq-002's similar
+    assert as_question.status_code == 409 and as_question.json()["error"]["code"] == "QUESTION_TAKEN"
+    assert (await c.get(FAQ, params={"q": "怎么开电子发票"}, headers=h)).json()["total"] == 0
+
+    # an FAQ's own wording is not "taken" when it is saved again, and a freed wording can move
+    own = (await c.get(f"{FAQ}/faq-002", headers=h)).json()
+    kept = await c.put(f"{FAQ}/faq-002", json={"similar": own["similar"]}, headers=h)
+    assert kept.status_code == 200, kept.text
+    moved = [s for s in own["similar"] if s != "退货流程是什么"]
+    assert (await c.put(f"{FAQ}/faq-002", json={"similar": moved}, headers=h)).status_code == 200
+    created = await c.post(FAQ, json={**body, "similar": ["退货流程是什么"]}, headers=h)
+    assert created.status_code == 201, created.text
+
+
+def test_mined_questions_another_faq_owns_are_not_added(console) -> None:  # type: ignore[no-untyped-def]
+    with console.services.session_factory() as db:
+        faq = kb.get_faq(db, "faq-002")
+        added = kb.add_similar(db, faq, ["支持7天无理由退货吗", "能7天无理由退吗？", "退货要自己付邮费吗亲"])
+        assert added == 1 and faq.similar[-1].question == "退货要自己付邮费吗亲"
+        assert kb.untaken(db, ["能7天无理由退吗", "新的问法"]) == ["新的问法"]
+        db.rollback()
+
+
 async def test_create_rejects_bad_input(console) -> None:  # type: ignore[no-untyped-def]
     for body in BAD_BODIES:
         resp = await console.client.post(FAQ, json=body, headers=console.admin)

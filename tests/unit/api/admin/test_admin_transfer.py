@@ -173,7 +173,7 @@ async def test_dry_run_then_apply_creates_and_updates(console) -> None:  # type:
                 "退换货",
                 "能7天无理由退吗",
             ],  # existing faq-001
-            ["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分兑换|积分怎么用"],
+            ["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分商城在哪|积分怎么用"],
             ["", "缺问题", "", ""],
         ]
     ).encode("gbk")
@@ -212,7 +212,7 @@ async def test_intent_column_sets_keeps_and_round_trips(console) -> None:  # typ
     an empty cell keeps the current one; export writes it, so export -> import changes nothing."""
     c, h = console.client, console.admin
     header = ["问题", "答案", "分类", "相似问题", "意图"]
-    rows = [["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分兑换", "coupon_promotion"]]
+    rows = [["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分商城在哪", "coupon_promotion"]]
     files = {"file": ("faq.csv", _csv(rows, header).encode("utf-8"), "text/csv")}
     applied = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
     assert applied["created"] == 1, applied
@@ -220,13 +220,13 @@ async def test_intent_column_sets_keeps_and_round_trips(console) -> None:  # typ
     faq_id = listed[0]["id"]
     assert listed[0]["intent"] == "coupon_promotion"
     assert console.services.catalog.intent_for(faq_id) == "coupon_promotion"
-    keep = [["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分兑换", ""]]
+    keep = [["会员积分怎么兑换？", "在「我的-积分」兑换。", "会员", "积分商城在哪", ""]]
     files = {"file": ("faq.csv", _csv(keep, header).encode("utf-8"), "text/csv")}
     again = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
     assert (again["created"], again["updated"]) == (0, 0)
     assert (await c.get(f"/api/v1/admin/faqs/{faq_id}", headers=h)).json()["intent"] == "coupon_promotion"
     edited = [
-        ["会员积分怎么兑换？", "在「我的-积分」页兑换。", "会员", "积分兑换", ""]
+        ["会员积分怎么兑换？", "在「我的-积分」页兑换。", "会员", "积分商城在哪", ""]
     ]  # new answer, empty intent
     files = {"file": ("faq.csv", _csv(edited, header).encode("utf-8"), "text/csv")}
     again = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
@@ -240,6 +240,36 @@ async def test_intent_column_sets_keeps_and_round_trips(console) -> None:  # typ
     files = {"file": ("export.csv", exported, "text/csv")}
     round_trip = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
     assert (round_trip["created"], round_trip["updated"], round_trip["errors"]) == (0, 0, [])
+
+
+async def test_an_import_row_using_another_faqs_wording_is_a_row_error(console) -> None:  # type: ignore[no-untyped-def]
+    """One wording, one FAQ (as for the API): a row whose similar question is another FAQ's question or
+    similar question is reported (TAKEN) and not applied, the other rows are; an FAQ the file updates gives
+    up its similar questions for the file's, so a wording may move between two rows' FAQs."""
+    c, h = console.client, console.admin
+    faq2 = (await c.get("/api/v1/admin/faqs/faq-002", headers=h)).json()
+    rest = [s for s in faq2["similar"] if s != "退货流程是什么"]
+    rows = [
+        [
+            "怎么开电子发票？",
+            "在订单详情申请。",
+            "发票",
+            "能开发票吗|支持７天无理由退货吗",
+        ],  # faq-001's question
+        ["怎么申请退货？", faq2["answer"], faq2["category"], "|".join(rest)],  # faq-002 gives one up...
+        ["退货流程在哪看？", "在「我的-退货」查看。", "售后", "退货流程是什么"],  # ...and a new FAQ takes it
+        ["发票抬头能改吗？", "开票前可以修改。", "发票", "退货流程是什么"],  # taken by the row above
+    ]
+    files = {"file": ("faq.csv", _csv(rows).encode("utf-8"), "text/csv")}
+    result = (await c.post(IMPORT, params={"dry_run": "false"}, files=files, headers=h)).json()
+    assert [(e["row"], e["field"], e["code"]) for e in result["errors"]] == [
+        (2, "similar", "TAKEN"),
+        (5, "similar", "TAKEN"),
+    ]
+    assert (result["valid"], result["created"], result["updated"]) == (2, 1, 1), result
+    listed = (await c.get("/api/v1/admin/faqs", params={"q": "退货流程在哪看"}, headers=h)).json()["items"]
+    assert listed[0]["similar"] == ["退货流程是什么"]
+    assert (await c.get("/api/v1/admin/faqs", params={"q": "怎么开电子发票"}, headers=h)).json()["total"] == 0
 
 
 async def test_import_is_atomic_on_database_error(console, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
