@@ -1,6 +1,8 @@
 """In-memory read model of the FAQ table and templates used on the chat path (no DB query per turn).
 
-Reloaded after every admin write on this instance and periodically (other instances' writes).
+Reloaded after every admin write on this instance; other instances' writes are picked up by a cheap poll of
+:func:`content_stamp` every couple of seconds (a full reload only when it changed), plus a periodic full reload
+as a safety net for rows changed behind the API's back.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.db.models import Faq, FaqCategory, ResponseTemplate
+from api.db.models import Faq, FaqCategory, KbState, ResponseTemplate
 
 
 @dataclass(frozen=True)
@@ -60,3 +62,13 @@ class FaqCatalog:
 def load_templates(db: Session) -> dict[str, list[str]]:
     rows = db.execute(select(ResponseTemplate.key, ResponseTemplate.variants))
     return {key: list(variants) for key, variants in rows}
+
+
+def content_stamp(db: Session) -> tuple[object, ...]:
+    """What the read models were loaded from, in two small queries: the KB revision (bumped in the same
+    transaction as every FAQ change) and every template's ``updated_at`` (a couple of dozen rows; compared
+    as a whole, so an edit is seen whatever the writing instance's clock says)."""
+    revision = db.scalar(select(KbState.revision).where(KbState.id == 1))
+    rows = db.execute(select(ResponseTemplate.key, ResponseTemplate.updated_at))
+    templates = tuple(sorted((str(key), updated) for key, updated in rows))
+    return (revision, templates)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import TokenSigner
-from api.catalog import FaqCatalog, load_templates
+from api.catalog import FaqCatalog, content_stamp, load_templates
 from api.db.engine import make_engine, make_session_factory
 from api.dialog.manager import DialogManager
 from api.dialog.orders import DemoOrderLookup, OrderLookup, WebhookOrderLookup
@@ -58,11 +59,24 @@ class Services:
     # older read after the admin's reload (a deleted FAQ or an old template would come back for 30 s)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    _loaded_stamp: tuple[object, ...] | None = field(default=None, repr=False)
+
     def reload_catalog(self) -> None:
         """Refresh the FAQ and template read models from the database (sync; call in a thread)."""
         with self._reload_lock, self.session_factory() as db:
+            stamp = content_stamp(db)  # read first: a write committed after it makes the next poll reload
             self.catalog.load(db)
             self.templates.replace(load_templates(db))
+            self._loaded_stamp = stamp
+
+    def reload_if_changed(self) -> bool:
+        """Reload when another instance changed the FAQ or the templates since the last load (sync)."""
+        with self.session_factory() as db:
+            stamp = content_stamp(db)
+        if stamp == self._loaded_stamp:
+            return False
+        self.reload_catalog()
+        return True
 
     async def db_ready(self) -> bool:
         def ping() -> bool:
@@ -186,11 +200,18 @@ async def start_background(services: Services) -> None:
     services.tasks.append(asyncio.create_task(_periodic_reload(services), name="catalog-reload"))
 
 
-async def _periodic_reload(services: Services, every_s: float = 30.0) -> None:
+async def _periodic_reload(services: Services, poll_s: float = 2.0, full_every_s: float = 300.0) -> None:
+    """Another instance's FAQ or template edit is live here within ``poll_s`` (a deleted FAQ used to be served
+    for up to 30 s); a full reload every ``full_every_s`` catches rows changed behind the API's back."""
+    last_full = time.monotonic()
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(poll_s)
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(services.reload_catalog)
+            if time.monotonic() - last_full >= full_every_s:
+                await asyncio.to_thread(services.reload_catalog)
+                last_full = time.monotonic()
+            else:
+                await asyncio.to_thread(services.reload_if_changed)
 
 
 async def stop_services(services: Services) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,8 +23,9 @@ from api.settings import Settings
 pytestmark = pytest.mark.integration
 
 
-async def test_handoff_across_instances(mysql_db: str, redis_client: tuple[Redis, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    _, prefix = redis_client
+@asynccontextmanager
+async def two_instances(mysql_db: str, prefix: str, tmp_path: Path) -> AsyncIterator[tuple[Any, ...]]:
+    """(app_a, client_a, app_b, client_b, session factory): two API processes' worth of apps, lifespans running."""
     settings = Settings(
         env="test",
         secret_key="integration-secret-key-0123456789abcdef",
@@ -35,20 +40,28 @@ async def test_handoff_across_instances(mysql_db: str, redis_client: tuple[Redis
     engine = make_engine(mysql_url(mysql_db))
     factory = make_session_factory(engine)
     migrate_and_seed(engine, factory, settings)
-    ensure_admin(factory, "agent-b", "agent-b-password", role="agent")
     fake = FakeNlu()
     app_a = create_app(settings, serving_transport=httpx.ASGITransport(app=fake))
     app_b = create_app(settings, serving_transport=httpx.ASGITransport(app=fake))
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(app_a.router.lifespan_context(app_a))
-        await stack.enter_async_context(app_b.router.lifespan_context(app_b))
-        a = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a")
-        )
-        b = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b")
-        )
+    try:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(app_a.router.lifespan_context(app_a))
+            await stack.enter_async_context(app_b.router.lifespan_context(app_b))
+            a = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a")
+            )
+            b = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b")
+            )
+            yield app_a, a, app_b, b, factory
+    finally:
+        engine.dispose()
 
+
+async def test_handoff_across_instances(mysql_db: str, redis_client: tuple[Redis, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, prefix = redis_client
+    async with two_instances(mysql_db, prefix, tmp_path) as (app_a, a, app_b, b, factory):
+        ensure_admin(factory, "agent-b", "agent-b-password", role="agent")
         first = (await a.post("/api/v1/chat", json={"message": "我要投诉，东西坏了三次了"})).json()
         sid, tok = first["session_id"], first["session_token"]
         # the session lives in Redis: instance B serves the same visitor
@@ -90,4 +103,30 @@ async def test_handoff_across_instances(mysql_db: str, redis_client: tuple[Redis
         assert msg["data"]["text"] == "我的耳机坏了😭" and msg["data"]["ticket_id"] == ticket
         hist = await a.get(f"/api/v1/sessions/{sid}/history", headers={"X-Session-Token": tok})
         assert hist.json()["handoff"]["status"] == "active"
-    engine.dispose()
+
+
+async def test_an_faq_deleted_on_one_instance_is_gone_on_the_other_within_seconds(
+    mysql_db: str, redis_client: tuple[Redis, str], tmp_path: Path
+) -> None:
+    """Found in the knowledge-base review: the other API processes kept answering a deleted FAQ (and the old
+    text of an edited template) for up to 30 s, until their periodic reload. They now poll a change stamp."""
+    _, prefix = redis_client
+    async with two_instances(mysql_db, prefix, tmp_path) as (_, a, app_b, _b, factory):
+        ensure_admin(factory, "root", "root-password-1", role="admin")
+        login = await a.post(
+            "/api/v1/admin/auth/login", json={"username": "root", "password": "root-password-1"}
+        )
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        on_b = app_b.state.services
+        assert on_b.catalog.answer_for("faq-001") is not None
+        assert (await a.delete("/api/v1/admin/faqs/faq-001", headers=admin)).status_code == 204
+        new = ["您好，这里是小客，请问有什么可以帮您？"]
+        put = await a.put("/api/v1/admin/templates/intent:greeting", json={"variants": new}, headers=admin)
+        assert put.status_code == 200, put.text
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 8 and (
+            on_b.catalog.get("faq-001") is not None or on_b.templates.variants("intent:greeting") != new
+        ):
+            await asyncio.sleep(0.1)
+        assert on_b.catalog.get("faq-001") is None and on_b.templates.variants("intent:greeting") == new
+        assert time.monotonic() - t0 < 5
