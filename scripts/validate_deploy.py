@@ -4,8 +4,10 @@ Checks (each one is a function below that returns a list of findings, so tests c
 fixtures in deploy/fixtures/broken/):
 
 - hadolint on every Dockerfile (config: .hadolint.yaml; each ignored rule has a reason there), and every
-  COPY source of every Dockerfile exists in the build context and is not excluded by .dockerignore;
-- docker-compose.yml against the compose-spec schema (check-jsonschema --builtin-schema vendor.compose-spec);
+  COPY source of every Dockerfile exists in the build context and is not excluded by .dockerignore; no source
+  COPY comes before a stage's dependency install (`pip install ".[extra]"`, `npm ci`: dependency-layers);
+- docker-compose.yml against the compose-spec schema (check-jsonschema --builtin-schema vendor.compose-spec),
+  and the Ray object store of its serving containers capped to fit their shm_size (compose-ray-shm);
 - `kubectl kustomize k8s/overlays/{cpu,gpu}` renders;
 - every rendered built-in resource against the Kubernetes JSON schemas shipped with kubernetes-validate
   (offline, strict: unknown fields are errors). Custom resources are NOT accepted as "validated" there:
@@ -13,9 +15,9 @@ fixtures in deploy/fixtures/broken/):
   a finding. RayService pod templates are also validated as Kubernetes PodTemplateSpecs, and its
   serveConfigV2 is parsed and checked against the serving contract (import path, deployments, Serve
   autoscaling, batching vs max_ongoing_requests, Ray version = the pyproject pin, GPU requests, replicas at
-  max_replicas fit on the worker groups at maxReplicas), against Ray
-  Serve's ServeDeploySchema and the serving room's typed args/user_config models (when importable), and
-  against serving/config/<profile>.yaml for drift;
+  max_replicas fit on the worker groups at maxReplicas, every Ray pod's object store fits its /dev/shm),
+  against Ray Serve's ServeDeploySchema and the serving room's typed args/user_config models (when
+  importable), and against serving/config/<profile>.yaml for drift;
 - PromQL of the PrometheusRule with `promtool check rules` plus the alert unit tests in
   deploy/prometheus/rules.test.yaml (`promtool test rules`); skipped with a notice without promtool;
 - deploy/nginx.conf with `nginx -t` (upstream host names mapped to 127.0.0.1, since nginx resolves them at
@@ -212,6 +214,39 @@ def check_copy_sources(dockerfile: Path, context: Path = ROOT) -> Findings:
     return findings
 
 
+# Files a dependency install may see: the project's metadata, never its sources.
+DEPENDENCY_METADATA = ("pyproject.toml", "README", "setup.cfg", "setup.py", "requirements", "constraints", "uv.lock",
+                       "package.json", "package-lock.json")  # fmt: skip
+
+
+def check_dependency_layers(dockerfile: Path) -> Findings:
+    """In each stage, the layer that installs the project's dependencies (`pip install ".[extra]"`, `npm ci`)
+    must only follow COPYs of metadata (pyproject.toml, README, lock files): a COPY of source directories before
+    it invalidates that layer on every source change, and each rebuild downloads and installs every dependency
+    again (ray, onnxruntime, CUDA wheels: minutes and gigabytes)."""
+    findings: Findings = []
+    copied: list[tuple[int, str]] = []
+    for lineno, instruction in _instructions(dockerfile):
+        words = instruction.split()
+        op = words[0].upper()
+        if op == "FROM":
+            copied = []
+        elif op in ("COPY", "ADD") and not any(w.startswith("--from=") for w in words[1:]):
+            args = [w for w in words[1:] if not w.startswith("--")]
+            copied += [(lineno, src) for src in args[:-1]]
+        elif op == "RUN" and re.search(
+            r"\bpip3? install\b[^&;|]*[\"' ]\.(\[|[\"' ]|$)|\bnpm ci\b", instruction
+        ):
+            for at, src in copied:
+                name = src.removeprefix("./").rstrip("/").split("/")[-1]
+                if not name.startswith(DEPENDENCY_METADATA):
+                    findings.append(
+                        f"{dockerfile.name}:{at}: COPY {src} before the dependency install at line {lineno}: "
+                        "every change to it reinstalls all dependencies (copy sources after that layer)"
+                    )
+    return findings
+
+
 def check_compose(path: Path) -> Findings:
     exe = _tool("check-jsonschema")
     if exe is None:
@@ -307,6 +342,114 @@ def _quantity(value: Any) -> float:
         return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
     except ValueError:
         return 0.0
+
+
+_BYTE_UNITS = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+}  # fmt: skip
+
+
+def _bytes(value: Any) -> int | None:
+    """A Kubernetes memory quantity ("8Gi", "512Mi", "2G", 1073741824) or a compose size ("2gb", "512m") in
+    bytes; None when absent or not understood."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)", text)
+    if not match:
+        return None
+    number, unit = float(match.group(1)), match.group(2)
+    if unit in _BYTE_UNITS:
+        return int(number * _BYTE_UNITS[unit])
+    compose = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30}
+    return int(number * compose[unit.lower()]) if unit.lower() in compose else None
+
+
+# Ray's default object store: 30 % of the memory it sees (the container's limit), capped at 10 GB unless /dev/shm
+# is larger (ray._private.ray_constants DEFAULT_OBJECT_STORE_MEMORY_PROPORTION / REQUIRE_SHM_SIZE_THRESHOLD).
+# When /dev/shm is smaller than the object store, Ray silently puts the store in /tmp (the container's disk
+# layer: "The object store is using /tmp instead of /dev/shm ... This will harm performance").
+RAY_OBJECT_STORE_PROPORTION = 0.3
+RAY_OBJECT_STORE_DEFAULT_CAP = 10**10
+
+
+def _shm_size(template: Any) -> int | None:
+    """sizeLimit of the memory-backed emptyDir mounted at /dev/shm in a Ray pod's Ray container (None: no such
+    mount; KubeRay then adds one as large as the memory limit)."""
+    spec = (template or {}).get("spec") or {}
+    containers = _containers(template)
+    if not containers:
+        return None
+    mounts = {m.get("name"): m.get("mountPath") for m in containers[0].get("volumeMounts") or []}
+    for volume in spec.get("volumes") or []:
+        if mounts.get(volume.get("name")) == "/dev/shm":
+            empty = volume.get("emptyDir")
+            if not isinstance(empty, dict) or empty.get("medium") != "Memory":
+                return 0  # /dev/shm on disk or another volume type: no shared memory at all
+            return _bytes(empty.get("sizeLimit"))
+    return None
+
+
+def _object_store_findings(where: str, cluster: dict[str, Any]) -> Findings:
+    """The object store of every Ray pod must fit its /dev/shm, else Ray moves it to /tmp on disk. Without
+    rayStartParams object-store-memory it is 30 % of the Ray container's memory limit."""
+    head = cluster.get("headGroupSpec") or {}
+    groups = [("head", head)] + [
+        (str(g.get("groupName", "?")), g)
+        for g in cluster.get("workerGroupSpecs") or []
+        if isinstance(g, dict)
+    ]
+    findings: Findings = []
+    for name, group in groups:
+        template = group.get("template")
+        shm = _shm_size(template)
+        if shm is None:
+            continue
+        containers = _containers(template)
+        memory = _bytes(((containers[0].get("resources") or {}).get("limits") or {}).get("memory"))
+        explicit = (group.get("rayStartParams") or {}).get("object-store-memory")
+        if explicit is not None:
+            store = _bytes(explicit)
+            source = f"object-store-memory {explicit}"
+        elif memory is not None:
+            store = min(int(memory * RAY_OBJECT_STORE_PROPORTION), max(RAY_OBJECT_STORE_DEFAULT_CAP, shm))
+            source = f"Ray's default, 30 % of the {memory / 2**30:g} GiB memory limit"
+        else:
+            store = RAY_OBJECT_STORE_DEFAULT_CAP
+            source = "Ray's default, up to 10 GB without a memory limit"
+        if store is None or store > shm:
+            findings.append(
+                f"{where}: {name}: Ray object store ({source}) does not fit /dev/shm "
+                f"({shm / 2**30:g} GiB): Ray puts it in /tmp on disk; set rayStartParams object-store-memory "
+                "below the /dev/shm sizeLimit"
+            )
+    return findings
+
+
+def check_compose_ray_shm(path: Path) -> Findings:
+    """docker compose: the Ray object store of each serving container must fit its shm_size. Ray sizes it at
+    30 % of the host's memory (no limit in compose), up to 10 GB: above shm_size on any host with more than
+    ~3x shm_size of RAM, so it must be capped (RAY_DEFAULT_OBJECT_STORE_MAX_MEMORY_BYTES, read by Ray)."""
+    compose = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    findings: Findings = []
+    for name, svc in (compose.get("services") or {}).items():
+        build = svc.get("build") or {}
+        if not (isinstance(build, dict) and str(build.get("target", "")).startswith("serving")):
+            continue
+        shm = _bytes(svc.get("shm_size")) or 64 * 2**20  # Docker's default /dev/shm
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) for e in env if "=" in e)
+        cap = _bytes(env.get("RAY_DEFAULT_OBJECT_STORE_MAX_MEMORY_BYTES"))
+        store = cap if cap is not None else RAY_OBJECT_STORE_DEFAULT_CAP
+        if store > shm:
+            findings.append(
+                f"{path.name}: service {name}: Ray object store up to {store / 2**30:.3g} GiB "
+                f"(RAY_DEFAULT_OBJECT_STORE_MAX_MEMORY_BYTES {'unset' if cap is None else cap}) > shm_size "
+                f"{shm / 2**30:g} GiB: on a host with more than ~{shm / RAY_OBJECT_STORE_PROPORTION / 2**30:.3g} "
+                "GiB of RAM Ray puts the object store in /tmp on disk"
+            )
+    return findings
 
 
 # deployment, (min, max) replicas, CPUs and GPUs per replica
@@ -439,6 +582,7 @@ def check_serve_config(rayservice: dict[str, Any], ray_version: str | None = Non
                     span = (low, auto["max_replicas"])
                     demand.append((f"{name}/{dname}", span, float(cpus), float(gpus)))
     findings += _capacity_findings(where, cluster, demand)
+    findings += _object_store_findings(where, cluster)
     if gpus_wanted > 0:
         has_gpu = any(
             "nvidia.com/gpu" in ((c.get("resources") or {}).get("limits") or {})
@@ -648,8 +792,20 @@ def run_all(root: Path = ROOT) -> list[Result]:
         results.append(
             _attempt("copy-sources", dockerfile.name, functools.partial(check_copy_sources, dockerfile, root))
         )
+        results.append(
+            _attempt(
+                "dependency-layers", dockerfile.name, functools.partial(check_dependency_layers, dockerfile)
+            )
+        )
     results.append(
         _attempt("compose-spec", "docker-compose.yml", lambda: check_compose(root / "docker-compose.yml"))
+    )
+    results.append(
+        _attempt(
+            "compose-ray-shm",
+            "docker-compose.yml",
+            lambda: check_compose_ray_shm(root / "docker-compose.yml"),
+        )
     )
     for overlay in ("cpu", "gpu"):
         directory = root / "k8s" / "overlays" / overlay

@@ -52,6 +52,19 @@ def test_real_dockerfiles_copy_only_existing_context_files() -> None:
         assert vd.check_copy_sources(dockerfile, ROOT) == [], dockerfile.name
 
 
+def test_dependency_layers_fail_on_sources_copied_before_the_install() -> None:
+    findings = vd.check_dependency_layers(BROKEN / "Dockerfile.layers.broken")
+    text = _joined(findings)
+    assert "Dockerfile.layers.broken:5: COPY api/ before the dependency install at line 7" in text
+    assert len(findings) == 1  # metadata (pyproject.toml, README) may come first; the second stage is fine
+    assert vd.check_hadolint([BROKEN / "Dockerfile.layers.broken"]) == []  # lint alone does not see it
+
+
+def test_real_dockerfiles_install_dependencies_before_copying_sources() -> None:
+    for dockerfile in sorted(ROOT.glob("Dockerfile*")):
+        assert vd.check_dependency_layers(dockerfile) == [], dockerfile.name
+
+
 def test_compose_schema_fails_on_broken_compose() -> None:
     text = _joined(vd.check_compose(BROKEN / "docker-compose.broken.yml"))
     assert "docker-compose.broken.yml" in text or "service_ready" in text or "restart_policy" in text
@@ -118,6 +131,38 @@ def test_serve_config_drift_check_fails_on_drifted_serving_config(rendered: dict
     assert "args.device 'cpu' != 'auto'" in text
     assert "Retriever" in text
     assert "models.intent.batch_size" in text and "models.intent.max_batch_size" in text
+
+
+def test_object_store_check_fails_when_the_store_does_not_fit_dev_shm(rendered: dict[str, Any]) -> None:
+    doc = copy.deepcopy(one(rendered["cpu"], "RayService"))
+    cluster = doc["spec"]["rayClusterConfig"]
+    del cluster["headGroupSpec"]["rayStartParams"]["object-store-memory"]  # Ray's default: 30 % of 4Gi
+    cluster["workerGroupSpecs"][0]["rayStartParams"]["object-store-memory"] = "4294967296"  # 4 GiB > 2Gi shm
+    text = _joined(vd.check_serve_config(doc, ray_version="2.60.0"))
+    assert (
+        "head: Ray object store (Ray's default, 30 % of the 4 GiB memory limit) does not fit /dev/shm" in text
+    )
+    assert (
+        "cpu-workers: Ray object store (object-store-memory 4294967296) does not fit /dev/shm (2 GiB)" in text
+    )
+    for overlay in ("cpu", "gpu"):
+        cfg = one(rendered[overlay], "RayService")["spec"]["rayClusterConfig"]
+        assert vd._object_store_findings("RayService/serving", cfg) == []
+
+
+def test_compose_object_store_check_fails_without_a_cap(tmp_path: Path) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    del compose["services"]["serving"]["environment"]["RAY_DEFAULT_OBJECT_STORE_MAX_MEMORY_BYTES"]
+    compose["services"]["serving-gpu"]["shm_size"] = "512mb"
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(yaml.safe_dump(compose), encoding="utf-8")
+    text = _joined(vd.check_compose_ray_shm(broken))
+    assert (
+        "service serving: Ray object store up to 9.31 GiB (RAY_DEFAULT_OBJECT_STORE_MAX_MEMORY_BYTES unset)"
+        in text
+    )
+    assert "service serving-gpu: Ray object store up to 1 GiB" in text and "shm_size 0.5 GiB" in text
+    assert vd.check_compose_ray_shm(ROOT / "docker-compose.yml") == []
 
 
 def test_servicemonitor_schema_fails_on_broken_servicemonitor() -> None:
