@@ -7,7 +7,10 @@ import { consoleGlobals, sampleFaq } from './helpers'
 
 const faq = sampleFaq()
 
-async function saved(props: { faq: Faq | null; prefill?: Partial<FaqWrite> }): Promise<FaqWrite> {
+async function saved(
+  props: { faq: Faq | null; prefill?: Partial<FaqWrite> },
+  edit?: (form: { intent: string }) => void,
+): Promise<FaqWrite> {
   const g = consoleGlobals(fakeFetch({}).impl)
   const w = mount(FaqDialog, {
     props: { modelValue: true, categories: ['物流配送'], saving: false, ...props },
@@ -15,6 +18,10 @@ async function saved(props: { faq: Faq | null; prefill?: Partial<FaqWrite> }): P
     attachTo: document.body,
   })
   await flushPromises()
+  if (edit) {
+    edit((w.vm as unknown as { form: { intent: string } }).form)
+    await flushPromises()
+  }
   const save = [...document.body.querySelectorAll('button')].find((b) => b.textContent?.trim() === '保存')
   expect(save).toBeTruthy()
   save!.click()
@@ -62,6 +69,13 @@ describe('FaqDialog', () => {
   it('sends no intent for a new FAQ without one (the API then keeps none)', async () => {
     const body = await saved({ faq: null, prefill: { question: '发票怎么开？', answer: '在订单详情页申请。' } })
     expect('intent' in body).toBe(false)
+  })
+
+  it("clears an FAQ's intent when the field is emptied (sends null; leaving it out kept the old one)", async () => {
+    const body = await saved({ faq }, (form) => {
+      form.intent = ''
+    })
+    expect(body.intent).toBeNull()
   })
 
   it('takes a prefilled intent', async () => {
