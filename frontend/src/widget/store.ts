@@ -18,6 +18,9 @@ export interface ChatMessage {
   quickReplies: string[]
   status: 'sent' | 'pending' | 'failed'
   feedback: 'up' | 'down' | null
+  /** The session a bot/agent message was said in (null for the visitor's own and local system lines). Thumbs
+   *  need that session's token: a message of an expired conversation cannot be voted on from a new one. */
+  sessionId: string | null
 }
 
 let seq = 0
@@ -33,6 +36,7 @@ export function makeMessage(part: Partial<ChatMessage> & Pick<ChatMessage, 'role
     quickReplies: [],
     status: 'sent',
     feedback: null,
+    sessionId: null,
     ...part,
   }
 }
@@ -51,6 +55,8 @@ export const useChatStore = defineStore('xiaoke-chat', {
     ratingOpen: false,
     rated: false,
     restoring: false,
+    /** What the visitor is typing: kept here, not in the panel, so closing the panel does not throw it away. */
+    draft: '',
   }),
   getters: {
     hasUserMessages: (s) => s.messages.some((m) => m.role === 'user'),

@@ -31,4 +31,47 @@ describe('AgentView', () => {
     expect(f.calls.filter((c) => c.path.endsWith('/messages')).map((c) => c.body)).toEqual([{ text: '您好' }])
     w.unmount()
   })
+
+  it('sends a reply once however often Enter is pressed while it is on its way, and keeps what was typed meanwhile', async () => {
+    const gates: (() => void)[] = []
+    let fail = false
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: url.searchParams.get('status') === 'active' ? [ticket] : [] }),
+      'GET /api/v1/admin/conversations/s1': () => json({ session_id: 's1', started_at: '', last_at: '', handoff: true, rating: null, rating_comment: null, messages: [] }),
+      'GET /api/v1/admin/events': () => sseResponse([]),
+      'POST /api/v1/admin/handoffs/t1/messages': async (_u, init) => {
+        await new Promise<void>((r) => gates.push(r)) // a slow API
+        if (fail) return json({ error: { code: 'HANDOFF_STATE', message: '状态不允许 / state', request_id: 'r' } }, 409)
+        return json({ id: `a${gates.length}`, role: 'agent', text: JSON.parse(init.body!).text, created_at: '2026-11-24T10:01:00Z' })
+      },
+    })
+    const g = consoleGlobals(f.impl)
+    const w = mount(AgentView, { global: g.global, attachTo: document.body })
+    await flushPromises()
+    await w.findAll('.el-radio-button').at(1)!.find('input').setValue(true)
+    await w.find('button.ticket').trigger('click')
+    await flushPromises()
+    const box = w.find('.composer textarea')
+    const posted = () => f.calls.filter((c) => c.path.endsWith('/messages')).map((c) => c.body)
+    await box.setValue('请稍等，我查一下')
+    await box.trigger('keydown', { key: 'Enter', keyCode: 13 })
+    await box.trigger('keydown', { key: 'Enter', keyCode: 13 }) // impatient second Enter
+    await w.find('.composer').trigger('submit')
+    await flushPromises()
+    expect(posted()).toEqual([{ text: '请稍等，我查一下' }])
+    await box.setValue('订单号是多少？') // the next line, typed while the first is on its way
+    gates.shift()!()
+    await flushPromises()
+    expect((box.element as HTMLTextAreaElement).value).toBe('订单号是多少？')
+    expect(posted()).toEqual([{ text: '请稍等，我查一下' }])
+
+    fail = true // a reply that does not go out comes back into the box, before what was typed since
+    await box.trigger('keydown', { key: 'Enter', keyCode: 13 })
+    await flushPromises()
+    await box.setValue('还在吗')
+    gates.shift()!()
+    await flushPromises()
+    expect((box.element as HTMLTextAreaElement).value).toBe('订单号是多少？\n还在吗')
+    w.unmount()
+  })
 })

@@ -111,4 +111,50 @@ describe('useAgentDesk', () => {
     expect(opens).toBe(2)
     desk.disconnect()
   })
+
+  it('has one reply in flight at a time', async () => {
+    const gates: (() => void)[] = []
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: url.searchParams.get('status') === 'active' ? [{ ...ticket, status: 'active' }] : [] }),
+      'GET /api/v1/admin/conversations/s1': () => json({ session_id: 's1', started_at: '', last_at: '', handoff: true, rating: null, rating_comment: null, messages: [] }),
+      'POST /api/v1/admin/handoffs/t1/messages': async (_u, init) => {
+        await new Promise<void>((r) => gates.push(r))
+        return json({ id: `a${gates.length}`, role: 'agent', text: JSON.parse(init.body!).text, created_at: '2026-11-24T10:01:00Z' })
+      },
+    })
+    const desk = mountDesk(consoleGlobals(f.impl))
+    await desk.loadQueue()
+    await desk.select(desk.active.value[0])
+    const first = desk.send('好的')
+    const second = desk.send('好的')
+    expect(desk.sending.value).toBe(true)
+    await vi.waitFor(() => expect(gates.length).toBeGreaterThan(0))
+    await new Promise((r) => setTimeout(r, 10))
+    gates.forEach((open) => open())
+    expect([await first, await second]).toEqual([true, false])
+    expect(f.calls.filter((c) => c.path.endsWith('/messages'))).toHaveLength(1)
+    expect(desk.messages.value.map((m) => m.text)).toEqual(['好的'])
+    expect(desk.sending.value).toBe(false)
+  })
+
+  it('shows the open conversation as ended, and takes no more replies, once its ticket has been closed elsewhere', async () => {
+    let open = true
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: open && url.searchParams.get('status') === 'active' ? [{ ...ticket, status: 'active' }] : [] }),
+      'GET /api/v1/admin/conversations/s1': () => json({ session_id: 's1', started_at: '', last_at: '', handoff: true, rating: null, rating_comment: null, messages: [] }),
+      'GET /api/v1/admin/events': () =>
+        sseResponse(['event: handoff\ndata: {"ticket_id":"t1","session_id":"s1","status":"closed"}\n\n']),
+    })
+    const desk = mountDesk(consoleGlobals(f.impl))
+    await desk.loadQueue()
+    await desk.select(desk.active.value[0])
+    expect(desk.mine.value).toBe(true)
+    open = false // an admin handed it back from another tab
+    void desk.connect()
+    await vi.waitFor(() => expect(desk.selected.value?.status).toBe('closed'))
+    expect(desk.mine.value).toBe(false)
+    expect(await desk.send('还在吗')).toBe(false)
+    expect(f.calls.some((c) => c.path.endsWith('/messages'))).toBe(false)
+    desk.disconnect()
+  })
 })

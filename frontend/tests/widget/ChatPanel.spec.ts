@@ -1,7 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { mount } from '@vue/test-utils'
-import { createPinia, setActivePinia } from 'pinia'
+import { flushPromises, mount } from '@vue/test-utils'
+import { createPinia, getActivePinia, setActivePinia } from 'pinia'
 import ChatPanel from '@/widget/components/ChatPanel.vue'
+import Launcher from '@/widget/components/Launcher.vue'
 import { I18N_KEY } from '@/widget/context'
 import { makeMessage, useChatStore } from '@/widget/store'
 import { i18n } from './helpers'
@@ -158,5 +159,97 @@ describe('ChatPanel', () => {
     const { wrapper } = mountPanel()
     await wrapper.find('.xk-panel').trigger('keydown', { key: 'Escape' })
     expect(wrapper.emitted('close')).toHaveLength(1)
+  })
+
+  it('does not close on the Escape that cancels a pinyin composition, and keeps the draft when it is closed', async () => {
+    const { wrapper, store } = mountPanel()
+    const input = wrapper.find('textarea#xk-input')
+    await input.setValue('我想问一下退货')
+    await input.trigger('keydown', { key: 'Escape', isComposing: true }) // Chrome / Firefox: the IME takes it
+    await input.trigger('keydown', { key: 'Escape', keyCode: 229 }) // Safari
+    expect(wrapper.emitted('close')).toBeUndefined()
+    await input.trigger('keydown', { key: 'Escape' })
+    expect(wrapper.emitted('close')).toHaveLength(1)
+
+    // the panel is unmounted when closed (v-if): reopened, what was typed is still there
+    wrapper.unmount()
+    const again = mount(ChatPanel, {
+      props: { maxChars: 20 },
+      global: { plugins: [getActivePinia()!], provide: { [I18N_KEY as symbol]: i18n() } },
+      attachTo: document.body,
+    })
+    expect((again.find('textarea#xk-input').element as HTMLTextAreaElement).value).toBe('我想问一下退货')
+    expect(store.draft).toBe('我想问一下退货')
+    again.unmount()
+  })
+
+  it('keeps keyboard focus in the composer after sending with the button or choosing a chip from the keyboard', async () => {
+    const { wrapper, store } = mountPanel()
+    const input = wrapper.find('textarea#xk-input')
+    const button = wrapper.find('button.xk-send')
+    await input.setValue('订单到哪了')
+    ;(button.element as HTMLButtonElement).focus()
+    expect(document.activeElement).toBe(button.element)
+    await wrapper.find('form.xk-composer').trigger('submit')
+    expect(wrapper.emitted('send')).toEqual([['订单到哪了']])
+    expect(document.activeElement).toBe(input.element) // not lost with the now-disabled button
+
+    store.messages.push(makeMessage({ role: 'bot', id: 'b1', text: '请问您想问：', suggestions: ['运费怎么算'] }))
+    await wrapper.vm.$nextTick()
+    const chip = wrapper.findAll('.xk-chip').find((b) => b.text() === '运费怎么算')!
+    ;(chip.element as HTMLButtonElement).focus()
+    await chip.trigger('click', { detail: 1 }) // a tap: focus is left alone (no on-screen keyboard popping up)
+    expect(document.activeElement).toBe(chip.element)
+    await chip.trigger('click', { detail: 0 }) // Enter / Space on the focused chip
+    expect(document.activeElement).toBe(input.element)
+    expect(wrapper.emitted('send')).toEqual([['订单到哪了'], ['运费怎么算'], ['运费怎么算']])
+  })
+
+  it('does not yank a visitor reading older messages down to a new reply, but follows when at the bottom or sending', async () => {
+    const { wrapper, store } = mountPanel()
+    for (let i = 0; i < 8; i++) store.messages.push(makeMessage({ role: i % 2 ? 'bot' : 'user', id: i % 2 ? `b${i}` : null, text: `第 ${i} 条` }))
+    const body = wrapper.find('.xk-body').element as HTMLElement
+    // happy-dom has no layout: 100 px per rendered message, a 300 px high viewport
+    Object.defineProperty(body, 'scrollHeight', { configurable: true, get: () => body.querySelectorAll('.xk-msg').length * 100 })
+    Object.defineProperty(body, 'clientHeight', { configurable: true, get: () => 300 })
+    await flushPromises()
+    expect(body.scrollTop).toBe(900) // opened at the end (welcome + 8 messages)
+
+    body.scrollTop = 100 // scrolled up, reading
+    store.messages.push(makeMessage({ role: 'agent', id: 'a1', text: '您的订单已发货' }))
+    await flushPromises()
+    expect(body.scrollTop).toBe(100)
+
+    store.messages.push(makeMessage({ role: 'user', text: '好的谢谢' })) // their own message: shown
+    await flushPromises()
+    expect(body.scrollTop).toBe(1100)
+
+    body.scrollTop = 800 // at the bottom (1100 - 300): the conversation is followed
+    store.messages.push(makeMessage({ role: 'agent', id: 'a2', text: '不客气' }))
+    await flushPromises()
+    expect(body.scrollTop).toBe(1200)
+  })
+
+  it('offers no thumbs on replies of an expired conversation', async () => {
+    const { wrapper, store } = mountPanel()
+    store.session = { id: 's2', token: 'tok2' }
+    store.messages.push(makeMessage({ role: 'bot', id: 'b1', text: '满 99 包邮', sessionId: 's1' }))
+    store.messages.push(makeMessage({ role: 'bot', id: 'b2', text: '七天无理由退货', sessionId: 's2' }))
+    await wrapper.vm.$nextTick()
+    const [old, current] = wrapper.findAll('.xk-msg--bot:not(.xk-welcome)')
+    expect(old.find('.xk-fb').exists()).toBe(false)
+    expect(current.find('button[aria-label="有帮助"]').exists()).toBe(true)
+  })
+})
+
+describe('Launcher', () => {
+  it('names the unread count in the button itself (its label is all a screen reader announces)', async () => {
+    const w = mount(Launcher, { props: { open: false, unread: 0 }, global: { provide: { [I18N_KEY as symbol]: i18n() } } })
+    expect(w.find('button').attributes('aria-label')).toBe('打开在线客服')
+    await w.setProps({ unread: 2 })
+    expect(w.find('button').attributes('aria-label')).toBe('打开在线客服（2 条未读消息）')
+    expect(w.find('.xk-badge').text()).toBe('2')
+    await w.setProps({ open: true })
+    expect(w.find('button').attributes('aria-label')).toBe('关闭在线客服')
   })
 })

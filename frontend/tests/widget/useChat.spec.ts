@@ -202,7 +202,9 @@ describe('useChat', () => {
     const bot = chat.store.messages[1]
     await chat.feedback(bot, 'down')
     await chat.feedback(bot, 'up') // second vote is ignored
-    expect(f.calls.filter((c) => c.path === '/api/v1/feedback').map((c) => c.body)).toEqual([{ message_id: 'b1', rating: 'down' }])
+    // with session_id the API checks the vote against this session (its recent turns), not a database row
+    // that the journal may not have written yet
+    expect(f.calls.filter((c) => c.path === '/api/v1/feedback').map((c) => c.body)).toEqual([{ message_id: 'b1', rating: 'down', session_id: 's1' }])
     expect(chat.store.messages[1].feedback).toBe('down')
 
     await chat.requestHandoff()
@@ -399,5 +401,160 @@ describe('useChat', () => {
     expect(chat.store.session).toBeNull() // the next message starts the new conversation the notice promises
     expect(storage.getItem('xk')).toBeNull()
     expect(chat.store.notice).toBe('会话已过期，已为您开始新的对话')
+  })
+
+  it('does not let a thumb on a reply of the expired conversation end the new one', async () => {
+    const storage = memoryStorage()
+    let expired = false
+    const gone = () => json({ error: { code: 'SESSION_NOT_FOUND', message: '会话不存在或已过期 / expired', request_id: 'r' } }, 404)
+    const f = fakeFetch({
+      'POST /api/v1/chat': (_u, init) => {
+        const body = JSON.parse(init.body!) as { session_id: string | null }
+        if (body.session_id === 's1' && expired) return gone() // the 30-min TTL ran out
+        return body.session_id === null && expired
+          ? json(chatReply({ session_id: 's2', session_token: 'tok2', message_id: 'b2' }))
+          : json(chatReply({ session_token: body.session_id ? null : 'tok1' }))
+      },
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'GET /api/v1/sessions/s2/events': () => sseResponse([]),
+      // as the API does: b1 belongs to s1, whose token the widget no longer has; s2's token is refused for it
+      'POST /api/v1/feedback': (_u, init) => {
+        const body = JSON.parse(init.body!) as { message_id: string; session_id?: string }
+        return body.message_id === 'b1' ? gone() : new Response(null, { status: 204 })
+      },
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.send('运费')
+    expired = true
+    await chat.send('包邮吗') // starts the new conversation s2 and resends there
+    expect(chat.store.session).toEqual({ id: 's2', token: 'tok2' })
+    const [, oldReply, , newReply] = chat.store.messages
+    expect([oldReply.id, newReply.id]).toEqual(['b1', 'b2'])
+    expect(chat.canVote(oldReply)).toBe(false)
+
+    await chat.feedback(oldReply, 'up')
+    expect(chat.store.session).toEqual({ id: 's2', token: 'tok2' }) // still in the new conversation
+    expect(JSON.parse(storage.getItem('xk')!)).toEqual({ id: 's2', token: 'tok2' })
+    expect(f.calls.filter((c) => c.path === '/api/v1/feedback')).toHaveLength(0)
+    expect(oldReply.feedback).toBeNull()
+
+    await chat.feedback(newReply, 'down') // the current conversation's replies still take a vote, with its session
+    expect(f.calls.filter((c) => c.path === '/api/v1/feedback').map((c) => c.body)).toEqual([{ message_id: 'b2', rating: 'down', session_id: 's2' }])
+    expect(chat.store.session?.id).toBe('s2')
+    chat.stopEvents()
+  })
+
+  it('keeps a message sent while the saved conversation is being restored, and sends it in that conversation', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    let releaseHistory!: () => void
+    const historyGate = new Promise<void>((r) => (releaseHistory = r))
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': async () => {
+        await historyGate // a slow network: the panel is already open and the visitor clicks a starter
+        return json({
+          session_id: 's1',
+          handoff: { status: 'none' },
+          messages: [
+            { id: 'u0', role: 'user', text: '在吗', created_at: '2026-11-24T10:00:00Z', reply_type: null, suggestions: [], faq_id: null },
+            { id: 'b0', role: 'bot', text: '您好', created_at: '2026-11-24T10:00:01Z', reply_type: 'answer', suggestions: [], faq_id: null },
+          ],
+        })
+      },
+      'POST /api/v1/chat': () => json(chatReply({ session_token: null, message_id: 'b1' })),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    const restoring = chat.restore()
+    const sending = chat.send('我的订单到哪了')
+    await flush()
+    releaseHistory()
+    await restoring
+    await sending
+    expect(f.calls.filter((c) => c.path === '/api/v1/chat').map((c) => c.body)).toMatchObject([{ message: '我的订单到哪了', session_id: 's1' }])
+    expect(chat.store.messages.map((m) => [m.role, m.text, m.status])).toEqual([
+      ['user', '在吗', 'sent'],
+      ['bot', '您好', 'sent'],
+      ['user', '我的订单到哪了', 'sent'],
+      ['bot', '请问您想了解哪一项？', 'sent'],
+    ])
+    expect(chat.store.session).toEqual({ id: 's1', token: 'tok1' })
+    expect(JSON.parse(storage.getItem('xk')!)).toEqual({ id: 's1', token: 'tok1' })
+    chat.stopEvents()
+  })
+
+  it('stores one end-of-chat rating however often 提交评价 is clicked while it is on its way', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const f = fakeFetch({
+      'POST /api/v1/chat': () => json(chatReply()),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'POST /api/v1/sessions/s1/rating': async () => (await gate, new Response(null, { status: 204 })),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    await chat.send('谢谢')
+    const first = chat.rate(5, '')
+    const second = chat.rate(5, '')
+    await flush()
+    release()
+    expect(await first).toBe(true)
+    expect(await second).toBe(true)
+    expect(f.calls.filter((c) => c.path.endsWith('/rating'))).toHaveLength(1)
+    chat.stopEvents()
+  })
+
+  it('does not say an agent has left when the queued request was closed before anyone joined', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    let push: (chunk: string) => void = () => {}
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () => json({ session_id: 's1', handoff: { status: 'waiting' }, messages: [] }),
+      'GET /api/v1/sessions/s1/events': () =>
+        new Response(new ReadableStream<Uint8Array>({ start: (c) => void (push = (x) => c.enqueue(new TextEncoder().encode(x))) }), {
+          status: 200,
+          headers: { 'Content-Type': 'text/event-stream' },
+        }),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    await vi.waitFor(() => expect(f.calls.some((c) => c.path.endsWith('/events'))).toBe(true))
+    await flush()
+    // the agent console closed the ticket nobody took: the API says none, then sends dialog:handoff_unavailable
+    push('event: handoff\ndata: {"status":"none"}\n\n')
+    await vi.waitFor(() => expect(chat.store.handoff).toBe('none'))
+    expect(chat.store.messages.map((m) => [m.role, m.text])).toEqual([['system', '人工客服暂时无法接入，小客智能助手继续为您服务']])
+
+    push('event: handoff\ndata: {"status":"active","agent":"小王"}\n\n') // a later hand-off that an agent did take
+    push('event: handoff\ndata: {"status":"none"}\n\n')
+    await vi.waitFor(() => expect(chat.store.messages).toHaveLength(3))
+    expect(chat.store.messages.at(-1)!.text).toBe('人工服务已结束，小客智能助手继续为您服务')
+    chat.stopEvents()
+  })
+
+  it('moves a resent message to the end, where its reply appears and where the server stores it', async () => {
+    let down = true
+    let n = 0
+    const f = fakeFetch({
+      'POST /api/v1/chat': (_u, init) => {
+        const body = JSON.parse(init.body!) as { message: string; session_id: string | null }
+        if (down && body.message === '订单 123 到哪了') return json({ error: { code: 'SERVICE_UNAVAILABLE', message: '服务繁忙 / busy', request_id: 'r' } }, 503)
+        n++
+        return json(chatReply({ message_id: `b${n}`, session_token: body.session_id ? null : 'tok1', reply: { type: 'answer', text: `答 ${body.message}`, suggestions: [], faq_id: null, quick_replies: [] } }))
+      },
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep, retries: 0 })
+    await chat.send('订单 123 到哪了')
+    expect(chat.store.messages.map((m) => m.status)).toEqual(['failed'])
+    await chat.send('运费怎么算')
+    down = false
+    await chat.resend(chat.store.messages[0])
+    expect(chat.store.messages.map((m) => [m.role, m.text, m.status])).toEqual([
+      ['user', '运费怎么算', 'sent'],
+      ['bot', '答 运费怎么算', 'sent'],
+      ['user', '订单 123 到哪了', 'sent'],
+      ['bot', '答 订单 123 到哪了', 'sent'],
+    ])
+    chat.stopEvents()
   })
 })

@@ -26,6 +26,9 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
     if (selected.value) {
       const fresh = [...waiting.value, ...active.value].find((x) => x.ticket_id === selected.value?.ticket_id)
       if (fresh) selected.value = fresh
+      // in neither queue (both read): closed meanwhile (another agent or an admin handed it back, the visitor's
+      // session ended). Shown as ended, with the reply box off, rather than as still "服务中" taking replies.
+      else if (w && a) selected.value = { ...selected.value, status: 'closed' }
     }
   }
   async function select(ticket: HandoffTicket) {
@@ -39,14 +42,21 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
     await loadQueue() // also on failure: another agent took it, or the visitor left and the API closed it
     if (r) await select({ ...ticket, ...r })
   }
+  /** One reply in flight at a time: a second Enter (or click) while the first is on its way is not a second reply. */
+  const sending = ref(false)
   async function send(text: string): Promise<boolean> {
     const ticket = selected.value
     const body = text.trim()
-    if (!ticket || ticket.status !== 'active' || !body) return false
-    const r = await run(() => api.agentSend(ticket.ticket_id, body))
-    if (!r) return false
-    appendMessage({ id: r.id, role: 'agent', text: r.text, created_at: r.created_at })
-    return true
+    if (!ticket || ticket.status !== 'active' || !body || sending.value) return false
+    sending.value = true
+    try {
+      const r = await run(() => api.agentSend(ticket.ticket_id, body))
+      if (!r) return false
+      appendMessage({ id: r.id, role: 'agent', text: r.text, created_at: r.created_at })
+      return true
+    } finally {
+      sending.value = false
+    }
   }
   async function release(okMsg: string) {
     const ticket = selected.value
@@ -122,5 +132,5 @@ export function useAgentDesk(api: ConsoleApi, t: (k: string, p?: Record<string, 
   onBeforeUnmount(disconnect)
 
   const mine = computed(() => selected.value?.status === 'active')
-  return { loading, waiting, active, selected, messages, live, mine, loadQueue, select, take, send, release, connect, disconnect }
+  return { loading, waiting, active, selected, messages, live, mine, sending, loadQueue, select, take, send, release, connect, disconnect }
 }

@@ -1,7 +1,7 @@
 export default {
   title: 'XiaoKe · Customer Service',
   subtitle: 'Online 24/7',
-  launcher: { open: 'Open customer service chat', close: 'Close customer service chat', unread: '{n} unread messages' },
+  launcher: { open: 'Open customer service chat', close: 'Close customer service chat', openUnread: 'Open customer service chat ({n} unread messages)' },
   welcome: "Hi, I'm XiaoKe. I can help with orders, shipping, returns and promotions. How can I help you?",
   starters: { label: 'Popular questions', items: ['Where is my order', 'How do I return an item', 'How is shipping charged', 'Any promotions now'] },
   composer: { placeholder: 'Type your question…', send: 'Send', label: 'Message (Enter to send, Shift+Enter for a new line)', tooLong: 'At most {n} characters' },
@@ -17,6 +17,7 @@ export default {
     active: 'A human agent has joined the chat',
     activeAgent: 'Agent {agent} has joined the chat',
     closed: 'The agent has left; XiaoKe assistant is back',
+    unavailable: 'No human agent could join; XiaoKe assistant is back',
     failed: 'Could not reach a human agent, please try again later',
     pending: 'Queued',
   },

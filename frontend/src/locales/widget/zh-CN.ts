@@ -1,7 +1,7 @@
 export default {
   title: '小客 · 在线客服',
   subtitle: '7×24 小时在线',
-  launcher: { open: '打开在线客服', close: '关闭在线客服', unread: '{n} 条未读消息' },
+  launcher: { open: '打开在线客服', close: '关闭在线客服', openUnread: '打开在线客服（{n} 条未读消息）' },
   welcome: '您好，我是小客智能助手，可以帮您查询订单、物流、退换货和优惠活动等问题。请问有什么可以帮您？',
   starters: { label: '猜您想问', items: ['我的订单到哪了', '怎么申请退货', '运费怎么算', '有什么优惠活动'] },
   composer: { placeholder: '请输入您的问题…', send: '发送', label: '输入消息（Enter 发送，Shift+Enter 换行）', tooLong: '最多 {n} 字' },
@@ -17,6 +17,7 @@ export default {
     active: '人工客服已接入，正在为您服务',
     activeAgent: '人工客服 {agent} 已接入，正在为您服务',
     closed: '人工服务已结束，小客智能助手继续为您服务',
+    unavailable: '人工客服暂时无法接入，小客智能助手继续为您服务',
     failed: '转人工失败，请稍后再试',
     pending: '排队中',
   },

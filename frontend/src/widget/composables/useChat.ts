@@ -41,6 +41,9 @@ export function useChat(deps: ChatDeps) {
   const sleep = deps.sleep ?? realSleep
   const retryOpts = { retries: deps.retries ?? 3, baseMs: 600, maxMs: 8000, sleep }
   let events: AbortController | null = null
+  /** Set when the widget is unmounted (XiaoKeWidget.destroy()): a turn or restore still in flight must not open
+   *  an event stream (and its reconnect loop) for a widget that is gone. */
+  let disposed = false
   /** Turns go out one at a time, in order: the second message of a new visitor must carry the session the
    *  first one created (sent side by side, each would open its own session). */
   let turns: Promise<void> = Promise.resolve()
@@ -88,7 +91,7 @@ export function useChat(deps: ChatDeps) {
     return t('errors.generic')
   }
 
-  const fromHistory = (m: HistoryMessage): ChatMessage =>
+  const fromHistory = (m: HistoryMessage, sessionId: string): ChatMessage =>
     makeMessage({
       id: m.id,
       role: m.role,
@@ -96,10 +99,21 @@ export function useChat(deps: ChatDeps) {
       createdAt: m.created_at,
       replyType: asReplyType(m.reply_type),
       suggestions: m.suggestions ?? [],
+      sessionId: m.role === 'user' ? null : sessionId,
     })
 
   // ---- restore ---------------------------------------------------------------------------------------
-  async function restore(): Promise<void> {
+  /**
+   * Re-read the saved conversation. Turns wait for it (a message sent meanwhile belongs to the restored session,
+   * not to a new one), and what the visitor sent meanwhile stays on screen after the history.
+   */
+  function restore(): Promise<void> {
+    const done = doRestore()
+    turns = turns.then(() => done).catch(() => undefined)
+    return done
+  }
+
+  async function doRestore(): Promise<void> {
     const saved = store.session ?? loadSession()
     if (!saved) return
     store.restoring = true
@@ -109,7 +123,9 @@ export function useChat(deps: ChatDeps) {
         onRetry: () => (store.connection = 'reconnecting'),
       })
       store.session = saved
-      store.messages = h.messages.map(fromHistory)
+      const restored = h.messages.map((m) => fromHistory(m, saved.id))
+      const known = new Set(restored.map((m) => m.id))
+      store.messages = [...restored, ...store.messages.filter((m) => !m.id || !known.has(m.id))]
       store.handoff = h.handoff.status
       store.connection = 'online'
       startEvents()
@@ -176,6 +192,7 @@ export function useChat(deps: ChatDeps) {
             replyType: reply.type,
             suggestions: reply.suggestions ?? [],
             quickReplies: reply.quick_replies ?? [],
+            sessionId: res.session_id,
           }),
         )
       if (res.handoff?.status) applyHandoff(res.handoff.status)
@@ -193,9 +210,13 @@ export function useChat(deps: ChatDeps) {
     }
   }
 
+  /** Resend a failed message. It moves to the end of the conversation, where its reply will appear and where the
+   *  server (and so the history after a reload) puts it. */
   function resend(m: ChatMessage) {
-    const live = store.messages.find((x) => x.key === m.key)
-    if (live) return send(live.text, live)
+    const at = store.messages.findIndex((x) => x.key === m.key)
+    if (at < 0) return
+    if (at < store.messages.length - 1) store.messages.push(...store.messages.splice(at, 1))
+    return send(store.messages[store.messages.length - 1].text, store.messages[store.messages.length - 1])
   }
 
   /** "Retry" in the offline banner: reconnect, then resend what failed. */
@@ -224,11 +245,13 @@ export function useChat(deps: ChatDeps) {
   function applyHandoff(status: HandoffStatus | 'closed', agent?: string | null) {
     const idle = (s: HandoffStatus | 'closed') => (s === 'closed' ? 'none' : s)
     if (idle(status) === idle(store.handoff)) return
+    const previous = store.handoff
     store.handoff = status
     if (status === 'active')
       store.push(makeMessage({ role: 'system', text: agent ? t('handoff.activeAgent', { agent }) : t('handoff.active') }))
     else if (status === 'waiting') store.push(makeMessage({ role: 'system', text: t('handoff.waiting') }))
-    else store.push(makeMessage({ role: 'system', text: t('handoff.closed') }))
+    // no agent ever joined (the ticket was closed while queued): "the agent has left" would be untrue
+    else store.push(makeMessage({ role: 'system', text: t(previous === 'waiting' ? 'handoff.unavailable' : 'handoff.closed') }))
   }
 
   async function requestHandoff(renewed = false): Promise<void> {
@@ -253,26 +276,41 @@ export function useChat(deps: ChatDeps) {
     }
   }
 
+  /** Whether `m` can still get thumbs: a bot reply of the current session (an expired conversation's token is
+   *  gone; the new one's would be refused for it, which used to look like the *new* session had expired). */
+  const canVote = (m: ChatMessage): boolean =>
+    !!store.session && !!m.id && (m.sessionId === null || m.sessionId === store.session.id)
+
   async function feedback(m: ChatMessage, rating: 'up' | 'down'): Promise<void> {
-    if (!store.session || !m.id || m.feedback) return
+    const session = store.session
+    if (!session || !m.id || m.feedback || !canVote(m)) return
     const previous = m.feedback
     m.feedback = rating
     try {
-      await api.feedback(store.session, { message_id: m.id, rating })
+      await api.feedback(session, { message_id: m.id, rating, session_id: session.id })
     } catch (e) {
       m.feedback = previous
-      if (sessionGone(e)) expireSession()
-      else store.notice = errorText(e)
+      if (sessionGone(e)) {
+        if (store.session?.id === session.id) expireSession()
+      } else store.notice = errorText(e)
     }
   }
 
-  async function rate(rating: number, comment: string): Promise<boolean> {
+  /** The end-of-chat rating in flight: a second click on 提交评价 must not store a second rating. */
+  let rating: Promise<boolean> | null = null
+
+  function rate(stars: number, comment: string): Promise<boolean> {
+    if (!rating) rating = submitRating(stars, comment).finally(() => (rating = null))
+    return rating
+  }
+
+  async function submitRating(stars: number, comment: string): Promise<boolean> {
     if (!store.session) {
       store.rated = true
       return true
     }
     try {
-      await api.rate(store.session, { rating, comment: comment.trim() || null })
+      await api.rate(store.session, { rating: stars, comment: comment.trim() || null })
       store.rated = true
       return true
     } catch (e) {
@@ -289,7 +327,7 @@ export function useChat(deps: ChatDeps) {
   }
 
   // ---- live events (agent messages, hand-off state) -------------------------------------------------------
-  function onEvent(ev: SseEvent) {
+  function onEvent(ev: SseEvent, sessionId: string) {
     let payload: unknown
     try {
       payload = JSON.parse(ev.data)
@@ -300,7 +338,7 @@ export function useChat(deps: ChatDeps) {
     if (ev.event === 'message') {
       const m = payload as EventMessage
       if (!m || typeof m.text !== 'string' || m.role === 'user') return
-      store.push(makeMessage({ id: m.id, role: m.role, text: m.text, createdAt: m.created_at }))
+      store.push(makeMessage({ id: m.id, role: m.role, text: m.text, createdAt: m.created_at, sessionId }))
       if (m.role === 'agent') store.typing = false
     } else if (ev.event === 'handoff') {
       const h = payload as EventHandoff
@@ -316,7 +354,7 @@ export function useChat(deps: ChatDeps) {
     try {
       const h = await api.history(session)
       if (store.session?.id !== session.id) return
-      for (const m of h.messages) if (m.role !== 'user') store.push(fromHistory(m)) // push skips ids already shown
+      for (const m of h.messages) if (m.role !== 'user') store.push(fromHistory(m, session.id)) // push skips ids already shown
       applyHandoff(h.handoff.status)
     } catch {
       /* the next reconnect tries again */
@@ -325,7 +363,7 @@ export function useChat(deps: ChatDeps) {
 
   function startEvents() {
     const session = store.session
-    if (!session || events) return
+    if (!session || events || disposed) return
     const ctrl = new AbortController()
     events = ctrl
     void (async () => {
@@ -337,7 +375,7 @@ export function useChat(deps: ChatDeps) {
       while (!ctrl.signal.aborted && store.session?.id === session.id) {
         const opened = Date.now()
         try {
-          await api.events(session, onEvent, ctrl.signal, onOpen)
+          await api.events(session, (ev) => onEvent(ev, session.id), ctrl.signal, onOpen)
           attempt = 0
         } catch (e) {
           if (sessionGone(e)) {
@@ -359,7 +397,13 @@ export function useChat(deps: ChatDeps) {
     events = null
   }
 
-  return { store, restore, send, resend, reconnect, requestHandoff, feedback, rate, newConversation, startEvents, stopEvents }
+  /** The widget is going away: close the event stream and open no new one. */
+  function dispose() {
+    disposed = true
+    stopEvents()
+  }
+
+  return { store, restore, send, resend, reconnect, requestHandoff, feedback, canVote, rate, newConversation, startEvents, stopEvents, dispose }
 }
 
 export type ChatController = ReturnType<typeof useChat>
