@@ -234,9 +234,15 @@ class NluIngress:
         for kind, model_cfg in cfg.models.items():
             if kind in self._local_models:
                 await self._local_models[kind].reconfigure(model_cfg)
+                self._observe_status(self._local_models[kind].status())
 
     async def check_health(self) -> None:
         self._start_bootstrap()
+        for model in self._local_models.values():  # fused: a model without any loaded bundle is unhealthy
+            await model.check_health()
+
+    def _observe_status(self, status: Any) -> None:
+        self.metrics.bundle_refused.labels(status.kind).set(1 if status.load_error else 0)
 
     def _start_bootstrap(self) -> None:
         if self._bootstrap_task is None:
@@ -265,7 +271,7 @@ class NluIngress:
             except ServingError as exc:
                 if exc.code is not ErrorCode.INDEX_EXISTS:
                     raise
-                await self.retriever.call("activate", version)
+                await self.retriever.call("activate", version, emb.version)
             self._bootstrap_state = "done"
             log.info("bootstrapped FAQ index %s from %s (%d entries)", version, path, len(entries))
         except Exception:
@@ -471,7 +477,8 @@ class NluIngress:
                 check_index_version(version)
             except IndexStoreError as exc:
                 raise ServingError(ErrorCode.INDEX_VERSION_INVALID) from exc
-            return await self._call("retriever", "activate", version), {}
+            emb = await self._call("embedder", "status")  # refuse an index built by another embedder (409)
+            return await self._call("retriever", "activate", version, emb.version), {}
 
         return await self._handle("index_activate", request, run)
 
@@ -493,6 +500,8 @@ class NluIngress:
             self._start_bootstrap()
             statuses = await asyncio.gather(*(self._call(k, "status") for k in MODEL_KINDS))
             retr = await self._call("retriever", "status")
+            for st in statuses:
+                self._observe_status(st)
             if any(s.version is None for s in statuses) or self._bootstrap_state == "pending":
                 raise ServingError(ErrorCode.NOT_READY, f"bootstrap={self._bootstrap_state}")
             return {
@@ -503,6 +512,7 @@ class NluIngress:
                         "variant": s.variant,
                         "provider": s.provider,
                         "shadow_version": s.shadow_version,
+                        "load_error": s.load_error,  # a requested bundle was refused; `version` keeps serving
                     }
                     for s in statuses
                 },  # fmt: skip

@@ -96,6 +96,10 @@ class ServingMetrics:
         self.shadow_disagreed = self._counter("xiaoke_serving_shadow_disagreements",
                                               "Shadow bundle disagreed with the live bundle", ("model",))  # fmt: skip
         self.inflight = self._gauge("xiaoke_serving_inflight", "Admitted requests in flight")
+        self.bundle_refused = self._gauge("xiaoke_serving_bundle_refused",
+                                          "1 while the bundle or shadow bundle user_config asks for was refused "
+                                          "(missing, tampered, unloadable) and the previous one keeps serving",
+                                          ("model",))  # fmt: skip
         self.embedder_mismatch = self._counter("xiaoke_serving_index_embedder_mismatch",
                                                "Searches whose index was built by another embedder")  # fmt: skip
 

@@ -8,6 +8,7 @@ and embedder runtimes post-process. `load_runtime` maps a bundle kind to its run
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,12 +37,29 @@ class EncodedBucket:
     token_type_ids: np.ndarray
 
 
+def limit_tokenizer_threads(threads: int) -> None:
+    """Give HF tokenizers the replica's thread budget. By default `encode_batch` fans out over a Rayon pool of one
+    thread per *machine* core (`os.cpu_count()`: in a pod, the node's cores, not the pod's CPU limit), in every
+    replica process, next to the one ORT thread the replica is sized for: oversubscribed cores and throttled
+    quotas for no gain on batches of short chat texts. `threads <= 0` (the naive benchmark baseline) keeps the
+    library defaults; an explicit TOKENIZERS_PARALLELISM / RAYON_NUM_THREADS in the environment wins."""
+    if threads <= 0:
+        return
+    if threads == 1:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # read per call: no pool at all
+    else:
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))  # read when the pool starts (first batch)
+
+
 class Encoder:
     """A `tokenizers.Tokenizer` (adds [CLS]/[SEP]) with truncation to the bundle's max_seq_len; we pad per bucket."""
 
-    def __init__(self, tokenizer_path: Path, max_seq_len: int, pad_id: int | None = None) -> None:
+    def __init__(
+        self, tokenizer_path: Path, max_seq_len: int, pad_id: int | None = None, threads: int = 1
+    ) -> None:
         from tokenizers import Tokenizer
 
+        limit_tokenizer_threads(threads)
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=max_seq_len)
@@ -107,7 +125,9 @@ class OnnxModel:
             intra_op_threads,
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
-        self.encoder = Encoder(self.bundle_dir / TOKENIZER_FILE, self.manifest.max_seq_len)
+        self.encoder = Encoder(
+            self.bundle_dir / TOKENIZER_FILE, self.manifest.max_seq_len, threads=intra_op_threads
+        )
         self.bucket_size = bucket_size
         log.info(
             "loaded %s %s variant=%s provider=%s threads=%d",

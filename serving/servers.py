@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import threading
@@ -85,6 +86,8 @@ class ModelStatus:
     shadow_version: str | None
     max_batch_size: int
     batch_wait_timeout_s: float
+    # why the bundle (or shadow bundle) that user_config asks for was refused; the replica keeps serving `version`
+    load_error: str | None = None
 
 
 class ModelServer:
@@ -101,13 +104,21 @@ class ModelServer:
         self._load_lock = threading.Lock()
         self._shadow_tasks: set[asyncio.Future[Any]] = set()
         self._shadow_counts = [0, 0]  # compared, disagreed since the last reply
+        self._load_error: str | None = None  # primary bundle refused (None: the requested one is serving)
+        self._shadow_error: str | None = None
         self._batched = serve.batch(
             max_batch_size=self._cfg.max_batch_size,
             batch_wait_timeout_s=self._cfg.batch_wait_timeout_s,
             batch_size_fn=_job_rows,
         )(self._run_jobs)
-        # load the LIVE bundle now; reconfigure() switches when user_config names another version
-        self._runtime = self._load(None)
+        # Load the LIVE bundle now; reconfigure() switches when user_config names another version. A LIVE bundle
+        # that cannot be loaded is not fatal yet: Serve calls reconfigure() right after the constructor, and the
+        # version user_config pins may load. Until some bundle is loaded the replica is not healthy
+        # (check_health raises) and not ready (/readyz 503).
+        try:
+            self._runtime = self._load(None)
+        except ServingError as exc:
+            self._load_error = exc.detail
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def _load(self, version: str | None) -> OnnxModel:
@@ -123,28 +134,59 @@ class ModelServer:
             )
         except BundleError as exc:
             log.error("cannot load %s bundle %s: %s", self.kind.value, version or "LIVE", exc.code)
-            raise ServingError(ErrorCode.MODEL_UNAVAILABLE, f"{self.kind.value}: {exc.code}") from exc
+            raise ServingError(
+                ErrorCode.MODEL_UNAVAILABLE, f"{self.kind.value} {version or 'LIVE'}: {exc.code}"
+            ) from exc
+        except Exception as exc:  # verified files that still do not load: ONNX, tokenizer, another kind, ...
+            log.error("cannot load %s bundle %s: %s", self.kind.value, version or "LIVE", type(exc).__name__)
+            raise ServingError(
+                ErrorCode.MODEL_UNAVAILABLE, f"{self.kind.value} {version or 'LIVE'}: {type(exc).__name__}"
+            ) from exc
 
     def _wanted(self, version: str | None) -> str:
-        return self._store.resolve(self.kind, version).name
+        try:
+            return self._store.resolve(self.kind, version).name
+        except BundleError as exc:
+            raise ServingError(
+                ErrorCode.MODEL_UNAVAILABLE, f"{self.kind.value} {version or 'LIVE'}: {exc.code}"
+            ) from exc
 
     async def reconfigure(self, user_config: dict[str, Any] | ModelUserConfig) -> None:
+        """Apply user_config in place. A bundle (or shadow bundle) that cannot be loaded - missing, tampered,
+        broken - is refused: the replica keeps serving the bundle it has, logs the refusal and reports it in
+        `status().load_error`. (Raising here would make Serve stop this replica: an in-place update that fails
+        kills the replica that was serving fine.) Only a replica with no bundle at all raises."""
         cfg = ModelUserConfig.model_validate(user_config)
         self._batched.set_max_batch_size(cfg.max_batch_size)  # type: ignore[attr-defined]
         self._batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)  # type: ignore[attr-defined]
         primary = cfg.bundle_version if cfg.bundle_version not in ("", "live") else None
         try:
             target = await asyncio.to_thread(self._wanted, primary)
-        except BundleError as exc:
-            raise ServingError(ErrorCode.MODEL_UNAVAILABLE, f"{self.kind.value}: {exc.code}") from exc
-        if self._runtime is None or self._runtime.version != target:
-            new = await asyncio.to_thread(self._load, target)
-            old, self._runtime = self._runtime, new  # atomic swap; running batches hold `old`
-            log.info("%s bundle %s -> %s", self.kind.value, old.version if old else None, new.version)
+            if self._runtime is None or self._runtime.version != target:
+                new = await asyncio.to_thread(self._load, target)
+                old, self._runtime = self._runtime, new  # atomic swap; running batches hold `old`
+                log.info("%s bundle %s -> %s", self.kind.value, old.version if old else None, new.version)
+            self._load_error = None
+        except ServingError as exc:
+            self._load_error = exc.detail
+            if self._runtime is None:
+                raise  # nothing to keep serving
+            log.error(
+                "%s bundle %s refused (%s); still serving %s",
+                self.kind.value,
+                primary or "LIVE",
+                exc.detail,
+                self._runtime.version,
+            )
         if cfg.shadow_version and (self._shadow is None or self._shadow.version != cfg.shadow_version):
-            self._shadow = await asyncio.to_thread(self._load, cfg.shadow_version)
+            try:
+                self._shadow = await asyncio.to_thread(self._load, cfg.shadow_version)
+                self._shadow_error = None
+            except ServingError as exc:
+                self._shadow, self._shadow_error = None, exc.detail  # no shadow beats a wrong one
+                log.error("%s shadow bundle refused (%s); no shadow scoring", self.kind.value, exc.detail)
         elif not cfg.shadow_version:
-            self._shadow = None
+            self._shadow, self._shadow_error = None, None
         self._cfg = cfg
 
     def status(self) -> ModelStatus:
@@ -157,11 +199,12 @@ class ModelServer:
             shadow_version=self._shadow.version if self._shadow else None,
             max_batch_size=self._cfg.max_batch_size,
             batch_wait_timeout_s=self._cfg.batch_wait_timeout_s,
+            load_error="; ".join(e for e in (self._load_error, self._shadow_error) if e) or None,
         )
 
     async def check_health(self) -> None:
         if self._runtime is None:
-            raise RuntimeError(f"{self.kind.value} model not loaded")
+            raise RuntimeError(f"{self.kind.value} model not loaded ({self._load_error})")
 
     # -- inference -----------------------------------------------------------------------------------------
     async def infer(self, texts: list[str]) -> ModelReply:
@@ -237,23 +280,33 @@ class ModelServer:
                 if isinstance(shadow, EmbedderRuntime):
                     sims = np.sum(shadow_out * live_out, axis=1)
                     differ = [i for i, s in enumerate(sims) if s < EMBED_SHADOW_MIN_COSINE]
+                    what = [f"cosine={float(s):.3f}" for s in sims]
                 else:
                     live_lab = [live.manifest.labels[k] for k in live_out.argmax(axis=1)]
                     shadow_lab = [shadow.manifest.labels[k] for k in shadow_out.argmax(axis=1)]
                     differ = [i for i in range(len(texts)) if live_lab[i] != shadow_lab[i]]
+                    what = [
+                        f"live_label={a} shadow_label={b}" for a, b in zip(live_lab, shadow_lab, strict=True)
+                    ]
             except Exception as exc:  # e.g. a shadow embedder of another dimension: log, never fail traffic
                 log.warning("shadow %s %s failed: %s", self.kind.value, shadow.version, type(exc).__name__)
                 return
             self._shadow_counts[0] += len(texts)
             self._shadow_counts[1] += len(differ)
             for i in differ[:20]:
+                # visitor text (names, phone numbers, addresses) never goes to INFO logs: a digest to group
+                # repeats and the length; the text itself only at DEBUG, for a deliberate investigation
+                digest = hashlib.sha256(texts[i].encode("utf-8")).hexdigest()[:12]
                 log.info(
-                    "shadow_disagreement kind=%s live=%s shadow=%s text=%r",
+                    "shadow_disagreement kind=%s live=%s shadow=%s %s text_sha256=%s text_len=%d",
                     self.kind.value,
                     live.version,
                     shadow.version,
-                    texts[i][:64],
+                    what[i],
+                    digest,
+                    len(texts[i]),
                 )
+                log.debug("shadow_disagreement text_sha256=%s text=%r", digest, texts[i][:64])
 
         task = asyncio.ensure_future(run())
         self._shadow_tasks.add(task)
@@ -280,6 +333,10 @@ class RetrieverServer:
         self._sync_lock = asyncio.Lock()  # one load-and-swap at a time (poller, activate): the last word wins
         self._swap_lock = threading.Lock()
         self._poller: asyncio.Task[None] | None = None
+        self._mismatch_warned: set[tuple[str, str]] = set()  # (index version, query embedder) already logged
+        # (version, identity of its directory) that failed to load: the poller does not reload it every
+        # index_poll_s (a whole index load + warm-up each time, on every replica) until it changes on disk
+        self._failed: tuple[str, Any] | None = None
         active = self.store.active()
         if active is not None:
             try:
@@ -316,17 +373,37 @@ class RetrieverServer:
             with contextlib.suppress(Exception):  # a transient store error must not kill the poller
                 await self.sync()
 
+    def _identity(self, version: str) -> Any:
+        """What changes when a version directory is replaced or one of its files rewritten (a few stat calls)."""
+        try:
+            d = self.store.path(version)
+            st = d.stat()
+            files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in d.iterdir())
+        except (OSError, IndexStoreError):
+            return None
+        return st.st_ino, st.st_mtime_ns, tuple(files)
+
     async def sync(self) -> str | None:
         """Load the version named by the ACTIVE pointer if it is not the one being served."""
         async with self._sync_lock:
             wanted = await asyncio.to_thread(self.store.active)
             if wanted is None or wanted == self.active_version:
                 return self.active_version
+            identity = await asyncio.to_thread(self._identity, wanted)
+            if self._failed == (wanted, identity):
+                return self.active_version  # already failed as it is on disk; logged then
             try:
                 new = await asyncio.to_thread(self._load, wanted)
             except IndexStoreError as exc:
-                log.error("cannot load index %s: %s", wanted, exc.code)
+                self._failed = (wanted, identity)
+                log.error(
+                    "cannot load index %s: %s; keeping %s (retried when that version changes on disk)",
+                    wanted,
+                    exc.code,
+                    self.active_version,
+                )
                 return self.active_version
+            self._failed = None
             self._swap(new)
             return wanted
 
@@ -352,9 +429,23 @@ class RetrieverServer:
             return SearchReply([[] for _ in texts], None, 0.0)
         mismatch = index.info.embedder_version != embedder_version
         q = np.asarray(vectors, dtype=np.float32)
-        if q.shape[1] != index.vectors.shape[1]:
-            q = np.zeros((len(texts), index.vectors.shape[1]), dtype=np.float32)  # keyword-only degrade
+        if mismatch:
+            # The index's vectors come from another embedder: cosines between two vector spaces mean nothing
+            # (whatever the dimension), and fused on them they would pass the answer threshold for unrelated
+            # FAQs. Keyword evidence only (dense 0) until an index is built with this embedder.
+            q = np.zeros((len(texts), index.vectors.shape[1]), dtype=np.float32)
+            if (index.version, embedder_version) not in self._mismatch_warned:
+                self._mismatch_warned.add((index.version, embedder_version))
+                log.warning(
+                    "index %s was built by embedder %s, queries come from %s: dense retrieval off "
+                    "(keyword only) until the FAQ index is rebuilt",
+                    index.version,
+                    index.info.embedder_version,
+                    embedder_version,
+                )
         cands = await asyncio.to_thread(index.search, texts, q, top_k)
+        if mismatch:  # the zero query's FAISS hits carry no evidence at all: not candidates
+            cands = [[c for c in row if c.fused_score > 0] for row in cands]
         return SearchReply(cands, index.version, time.perf_counter() - t0, mismatch)
 
     async def build(
@@ -390,9 +481,29 @@ class RetrieverServer:
             return await self.activate(version)
         return index.info
 
-    async def activate(self, version: str) -> IndexInfo:
+    def _built_by(self, version: str) -> str:
+        """The embedder version that built an index version (its info.json: no vectors, no FAISS read)."""
+        if not self.store.exists(version):
+            raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
+        try:
+            raw = (self.store.path(version) / "info.json").read_text(encoding="utf-8")
+            return IndexInfo.model_validate_json(raw).embedder_version
+        except (OSError, ValueError) as exc:
+            raise IndexStoreError("INDEX_CORRUPT", f"index {version}: info.json cannot be read") from exc
+
+    async def activate(self, version: str, embedder_version: str | None = None) -> IndexInfo:
+        """Activate (or roll back to) `version`. With `embedder_version` (the embedder serving queries now), a
+        version built by another embedder is refused (INDEX_EMBEDDER_MISMATCH): its dense scores would be
+        meaningless for these queries."""
         async with self._sync_lock:
             try:
+                if embedder_version is not None:
+                    built_by = await asyncio.to_thread(self._built_by, version)
+                    if built_by != embedder_version:
+                        raise ServingError(
+                            ErrorCode.INDEX_EMBEDDER_MISMATCH,
+                            f"index {version} built by {built_by}, serving embedder {embedder_version}",
+                        )
                 # load before the pointer moves: a version this replica cannot serve is never activated
                 new = None if version == self.active_version else await asyncio.to_thread(self._load, version)
                 await asyncio.to_thread(self.store.activate, version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,5 +122,6 @@ class IngressUserConfig(BaseModel):
 
     max_inflight: int | None = Field(default=None, ge=1)
     request_timeout_s: float | None = Field(default=None, gt=0)
-    # fused topology only: per-model user_config (keys: intent, sentiment, embedder)
-    models: dict[str, ModelUserConfig] = Field(default_factory=dict)
+    # fused topology only: per-model user_config. Keys are checked: a misspelt kind ("intnet") was accepted and
+    # ignored, so a pinned bundle_version or shadow silently never applied (make validate-deploy uses this model)
+    models: dict[Literal["intent", "sentiment", "embedder"], ModelUserConfig] = Field(default_factory=dict)

@@ -78,9 +78,12 @@ def parse_body(raw: bytes, model: type[M], *, max_bytes: int) -> M:
         raise ServingError(ErrorCode.INVALID_ENCODING, "body is not UTF-8") from None
     try:
         data = json.loads(text)
+        surrogates = _has_surrogates(data)
     except ValueError:
         raise ServingError(ErrorCode.INVALID_JSON, "body is not JSON") from None
-    if _has_surrogates(data):
+    except RecursionError:  # nesting like [[[[...]]]] deeper than the interpreter's stack: not our schema
+        raise ServingError(ErrorCode.INVALID_JSON, "body nests too deeply") from None
+    if surrogates:
         raise ServingError(ErrorCode.INVALID_ENCODING, "lone surrogate in a JSON string")
     try:
         return model.model_validate(data)

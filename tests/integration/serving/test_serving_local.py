@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundle_edits import publish_permuted_intent, tamper  # tests/integration/serving (not a package)
 from ray import serve
 
 from bundle.manifest import BundleKind
-from bundle.store import ModelStore, read_manifest, write_manifest
+from bundle.store import ModelStore, read_manifest
 from serving.app import build_app
 from serving.settings import ServingArgs
 
@@ -185,19 +186,8 @@ def test_bootstrap_from_demo_faq_then_ready(local_serve: None, store: Path, tmp_
     assert _json(r)["results"][0]["candidates"], "bootstrapped index answers out of the box"
 
 
-def _publish_permuted_intent(store: Path, tmp_path: Path) -> str:
-    """A second intent bundle whose label order is reversed: same logits, different top-1 label."""
-    src = store / "intent" / "tiny-1"
-    work = tmp_path / "intent-tiny-2"
-    shutil.copytree(src, work)
-    m = read_manifest(work)
-    write_manifest(work, m.model_copy(update={"version": "tiny-2", "labels": list(reversed(m.labels))}))
-    ModelStore(store).publish(work, set_live=False)
-    return "tiny-2"
-
-
 def test_model_roll_and_shadow_via_user_config(local_serve: None, store: Path, tmp_path: Path) -> None:
-    v2 = _publish_permuted_intent(store, tmp_path)
+    v2 = publish_permuted_intent(store, tmp_path)
     h = _run(store, tmp_path, bootstrap=False)
     req = {"texts": ["我要退货", "你好", "发票"], "with_candidates": False}
 
@@ -239,3 +229,76 @@ def test_overload_is_429_with_retry_after(local_serve: None, store: Path, tmp_pa
     assert 200 in codes and 429 in codes
     rejected = next(r for r in responses if r.status_code == 429)
     assert rejected.headers["retry-after"] == "1" and _json(rejected)["error"]["code"] == "OVERLOADED"
+
+
+def test_a_broken_bundle_pin_is_refused_and_the_old_one_keeps_serving(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    """Pinning a tampered / missing bundle (or shadow) used to raise from reconfigure(); Serve answers a failed
+    in-place update by stopping the replica that was serving fine (with one replica: an outage)."""
+    v2 = publish_permuted_intent(store, tmp_path)
+    tamper(store / "intent" / v2)
+    h = _run(store, tmp_path, bootstrap=False)
+    req = {"texts": ["我要退货"], "with_candidates": False}
+    for pin in (
+        {"bundle_version": v2},
+        {"bundle_version": "no-such-version"},
+        {"shadow_version": v2, "shadow_sample_rate": 1.0},
+    ):
+        _call(h, "reconfigure", {"models": {"intent": pin}})  # refused, not raised
+        r = _call(h, "nlu", make_request("POST", "/v1/nlu", req))
+        assert r.status_code == 200 and _json(r)["model_versions"]["intent"] == "tiny-1"
+        ready = _call(h, "readyz", make_request("GET", "/readyz"))
+        assert ready.status_code == 200
+        intent = _json(ready)["models"]["intent"]
+        assert intent["version"] == "tiny-1" and intent["shadow_version"] is None
+        assert intent["load_error"] and (
+            "BUNDLE_TAMPERED" in intent["load_error"] or "BUNDLE_NOT_FOUND" in intent["load_error"]
+        )
+        metrics = _call(h, "metrics_route").body.decode()
+        assert 'xiaoke_serving_bundle_refused{model="intent"} 1.0' in metrics
+    # the fixed bundle can be pinned afterwards and clears the refusal
+    shutil.rmtree(store / "intent" / v2)
+    publish_permuted_intent(store, tmp_path / "again")
+    _call(h, "reconfigure", {"models": {"intent": {"bundle_version": v2}}})
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", req))
+    assert _json(r)["model_versions"]["intent"] == v2
+    ready = _json(_call(h, "readyz", make_request("GET", "/readyz")))
+    assert ready["models"]["intent"]["load_error"] is None
+
+
+async def test_a_replica_starts_on_its_pinned_bundle_when_live_is_broken(store: Path, tmp_path: Path) -> None:
+    """The constructor loaded LIVE and raised when it could not, so a replica could not start even though its
+    user_config pins a good version (e.g. LIVE still names a bad bundle that was rolled back and deleted)."""
+    from serving.servers import ModelServer
+
+    v2 = publish_permuted_intent(store, tmp_path)
+    tamper(store / "intent" / "tiny-1")  # LIVE
+    settings = ServingArgs(model_store=store, device="cpu", bootstrap=False).settings()
+    server = ModelServer("intent", settings)  # what Serve runs first ...
+    assert server.status().version is None and "BUNDLE_TAMPERED" in (server.status().load_error or "")
+    with pytest.raises(RuntimeError):
+        await server.check_health()  # ... not healthy without a bundle ...
+    await server.reconfigure({"bundle_version": v2})  # ... then the user_config
+    assert server.status().version == v2 and server.status().load_error is None
+    await server.check_health()
+    with pytest.raises(Exception, match="BUNDLE_TAMPERED"):  # no bundle at all: the replica must not start
+        await ModelServer("intent", settings).reconfigure({"bundle_version": None})
+
+
+def test_activating_an_index_built_by_another_embedder_is_409(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    h = _run(store, tmp_path, bootstrap=False)
+    r = _call(h, "build_index", make_request("POST", "/v1/indexes", {"entries": KB, "version": "v1"}))
+    assert r.status_code == 201 and _json(r)["embedder_version"] == "tiny-1"
+    old = store / "indexes" / "v-old"  # the same questions, embedded by a previous embedder bundle
+    shutil.copytree(store / "indexes" / "v1", old)
+    info = json.loads((old / "info.json").read_text(encoding="utf-8"))
+    (old / "info.json").write_text(
+        json.dumps({**info, "version": "v-old", "embedder_version": "tiny-0"}), "utf-8"
+    )
+    r = _call(h, "activate_index", "v-old", make_request("POST", "/v1/indexes/v-old/activate"))
+    assert r.status_code == 409 and _json(r)["error"]["code"] == "INDEX_EMBEDDER_MISMATCH"
+    r = _call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["我要退货"]}))
+    assert _json(r)["index_version"] == "v1"  # still the index of the serving embedder

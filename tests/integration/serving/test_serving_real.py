@@ -50,19 +50,17 @@ def _config(path: Path) -> Path:
     return path
 
 
-def test_real_serve_over_http(tiny_model_store: Path, tmp_path: Path) -> None:
+def _in_netns(probe: Path, *args: object, tmp_path: Path, timeout: float = 140) -> dict:
+    """Run a probe script inside a private network namespace (Ray binds ports on all interfaces); its result."""
     if shutil.which("unshare") is None:
         pytest.skip("unshare not available")
-    data = tmp_path / "data"
-    shutil.copytree(tiny_model_store, data / "models", ignore=shutil.ignore_patterns("indexes"))
-    config = _config(tmp_path / "serve.yaml")
     ray_tmp = Path("/tmp") / f"xk-it-{tmp_path.name[-12:]}"
-    cmd = f"ip link set lo up && exec {sys.executable} {PROBE} {data} {config} {ray_tmp}"
+    cmd = f"ip link set lo up && exec {sys.executable} {probe} {' '.join(map(str, args))} {ray_tmp}"
     proc = subprocess.run(
         ["unshare", "--net", "--fork", "bash", "-c", cmd],
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=timeout,
         cwd=REPO,
     )
     shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -70,7 +68,14 @@ def test_real_serve_over_http(tiny_model_store: Path, tmp_path: Path) -> None:
     if line is None and "Operation not permitted" in proc.stderr:
         pytest.skip("cannot create a network namespace here")
     assert line is not None, proc.stderr[-3000:]
-    out = json.loads(line.removeprefix("PROBE_RESULT "))
+    return json.loads(line.removeprefix("PROBE_RESULT "))  # type: ignore[no-any-return]
+
+
+def test_real_serve_over_http(tiny_model_store: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_model_store, data / "models", ignore=shutil.ignore_patterns("indexes"))
+    config = _config(tmp_path / "serve.yaml")
+    out = _in_netns(PROBE, data, config, tmp_path=tmp_path)
     assert "exited" not in out, out.get("log_tail")
     assert out["healthz"] == 200 and out["readyz"]["status"] == "ready"
     assert out["readyz"]["models"]["intent"]["provider"] == "CPUExecutionProvider"
@@ -96,3 +101,22 @@ def test_real_serve_over_http(tiny_model_store: Path, tmp_path: Path) -> None:
     assert {"ray_xiaoke_serving_requests_total", "ray_xiaoke_serving_batch_rows_bucket"} <= set(
         out["cluster_metrics"]
     )
+
+
+def test_real_serve_keeps_serving_when_a_pinned_bundle_is_refused(
+    tiny_model_store: Path, tmp_path: Path
+) -> None:
+    """A user_config update pinning a tampered intent bundle. Before: reconfigure() raised, Serve stopped the
+    (only) replica whose in-place update failed, its replacements failed the same way: DEPLOY_FAILED and every
+    /v1/nlu answered 503 until someone deployed again. Now the bundle is refused and the replica keeps serving."""
+    from bundle_edits import publish_permuted_intent, tamper
+
+    store = tmp_path / "data" / "models"
+    shutil.copytree(tiny_model_store, store, ignore=shutil.ignore_patterns("indexes"))
+    tamper(store / "intent" / publish_permuted_intent(store, tmp_path))
+    out = _in_netns(PROBE.with_name("reload_probe.py"), store, "tiny-2", 15, tmp_path=tmp_path)
+    assert out["before"] == "200 tiny-1"
+    assert set(out["during"]) == {"200 tiny-1"}, out["during"]
+    assert out["app_status"] == "RUNNING" and out["replicas"] == {"RUNNING": 1}
+    intent = out["readyz"]["models"]["intent"]
+    assert intent["version"] == "tiny-1" and "BUNDLE_TAMPERED" in intent["load_error"]

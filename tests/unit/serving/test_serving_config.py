@@ -55,3 +55,12 @@ def test_args_fall_back_to_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert s.jieba_cache_dir == tmp_path / "cache" / "jieba"
     assert s.max_inflight == 7 and s.topology is Topology.SPLIT
     assert ServingArgs(max_inflight=3).settings().max_inflight == 3  # explicit args beat the environment
+
+
+def test_a_misspelt_model_kind_in_user_config_is_refused() -> None:
+    """`models: {intnet: {bundle_version: v2}}` passed validation (and make validate-deploy) and was ignored at
+    reconfigure: the operator believed v2 was pinned while every replica kept the old bundle."""
+    with pytest.raises(ValueError):
+        IngressUserConfig.model_validate({"models": {"intnet": {"bundle_version": "intent-v2"}}})
+    cfg = IngressUserConfig.model_validate({"models": {"intent": {"bundle_version": "intent-v2"}}})
+    assert cfg.models["intent"].bundle_version == "intent-v2"

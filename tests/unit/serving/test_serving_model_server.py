@@ -61,3 +61,25 @@ async def test_failing_shadow_is_logged_not_raised(
     await asyncio.gather(*tasks)  # raises here when the failure escapes the task
     assert "shadow intent shadow failed: ValueError" in caplog.text
     assert server._shadow_counts == [0, 0]
+
+
+async def test_shadow_disagreements_keep_visitor_text_out_of_info_logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replica logs run at INFO and go to files that on-call reads; the line logged the visitor's message
+    (first 64 characters: all of a chat message), phone numbers and addresses included."""
+    import logging
+
+    server = _server(rate=1.0)
+    monkeypatch.setattr(
+        server, "_forward", lambda rt, texts: (texts, np.tile([[0.0, 1.0]], (len(texts), 1)), None)
+    )
+    live = SimpleNamespace(version="live", manifest=SimpleNamespace(labels=["a", "b"]))
+    message = "我的手机号是13812345678，地址是北京市朝阳区建国路88号"
+    with caplog.at_level(logging.INFO, logger="serving"):
+        server._maybe_shadow(live, [message], np.array([[1.0, 0.0]]))  # type: ignore[arg-type]
+        await asyncio.gather(*list(server._shadow_tasks))
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    line = next(x for x in lines if x.startswith("shadow_disagreement"))
+    assert "live_label=a shadow_label=b" in line and "text_sha256=" in line
+    assert not any("13812345678" in x or "朝阳区" in x for x in lines)

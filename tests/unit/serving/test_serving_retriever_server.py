@@ -137,3 +137,69 @@ async def test_rollback_during_a_slow_poll_load_ends_on_the_rolled_back_version(
     await poll
     assert a.store.active() == "v1"
     assert a.active_version == "v1"  # the poller's late v2 swap must not win over the rollback
+
+
+async def test_an_index_of_another_embedder_is_searched_by_keyword_only(tmp_path: Path) -> None:
+    """Same dimension, other embedder (e.g. a new embedder bundle pinned, index not yet rebuilt): the cosine of a
+    query from one vector space with index vectors of another is noise, yet it was fused at weight 0.7, enough
+    to put an unrelated FAQ above the answer / suggest thresholds."""
+    a = RetrieverServer(_settings(tmp_path), num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    query = vecs[:1]  # by chance (other space) identical to row 0, f1's question; the text shares no word
+    same = await a.search(["你好呀"], query, 2, "emb-1")
+    assert same.candidates[0][0].faq_id == "f1" and same.candidates[0][0].fused_score > 0.6  # meaningful here
+    other = await a.search(["你好呀"], query, 2, "emb-2")
+    assert other.embedder_mismatch and other.index_version == "v1"
+    assert other.candidates == [[]]  # no evidence left: no candidate (was f1 at fused 0.7, "answer")
+    kw = await a.search(["怎么退货"], query, 2, "emb-2")  # the keyword half keeps working
+    assert kw.candidates[0][0].faq_id == "f1" and kw.candidates[0][0].keyword_score > 0
+
+
+async def test_activating_an_index_of_another_embedder_is_refused(tmp_path: Path) -> None:
+    a = RetrieverServer(_settings(tmp_path), num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    await a.build(rows, vecs, texts, "v2", "emb-2", False)
+    with pytest.raises(ServingError) as exc:
+        await a.activate("v2", "emb-1")  # e.g. a rollback to an index of the previous embedder
+    assert exc.value.code is ErrorCode.INDEX_EMBEDDER_MISMATCH
+    assert a.store.active() == "v1" and a.active_version == "v1"
+    assert (await a.activate("v2", "emb-2")).active  # built by the serving embedder: fine
+    with pytest.raises(ServingError) as exc:
+        await a.activate("missing", "emb-2")
+    assert exc.value.code is ErrorCode.INDEX_NOT_FOUND
+
+
+async def test_an_unloadable_active_version_is_not_reloaded_on_every_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACTIVE names a version this replica cannot load (damaged on the shared volume, written by a newer
+    serving during an upgrade): every poll (2 s) loaded and warmed the whole index again on every replica,
+    and logged an error each time."""
+    import shutil
+
+    settings = _settings(tmp_path)
+    a = RetrieverServer(settings, num_gpus=0)
+    rows, vecs, texts = _payload(1)
+    await a.build(rows, vecs, texts, "v1", "emb-1", True)
+    await a.build(rows, vecs, texts, "v2", "emb-1", False)
+    good = tmp_path / "v2-good"
+    shutil.copytree(settings.index_root / "v2", good)
+    (settings.index_root / "v2" / "dense.faiss").write_bytes(b"truncated")
+    a.store.activate("v2")  # another replica (or a person) moved the pointer
+    loads: list[str] = []
+    real_load = a._load
+
+    def counting_load(version: str):
+        loads.append(version)
+        return real_load(version)
+
+    monkeypatch.setattr(a, "_load", counting_load)
+    for _ in range(5):
+        assert await a.sync() == "v1"  # keeps serving v1
+    assert loads == ["v2"]
+    # the version is repaired on disk (its file restored): the next poll loads it
+    shutil.copyfile(good / "dense.faiss", settings.index_root / "v2" / "dense.faiss")
+    assert await a.sync() == "v2" and a.active_version == "v2"
+    assert loads == ["v2", "v2"]

@@ -56,3 +56,38 @@ def test_softmax_rows_sum_to_one() -> None:
     p = softmax(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]], dtype=np.float32))
     assert np.allclose(p.sum(axis=1), 1.0)
     assert p[1, 0] == pytest.approx(1.0)
+
+
+_THREADS_PROBE = """
+import os, sys
+from pathlib import Path
+from serving.providers import Device
+from serving.runtime import ClassifierRuntime
+
+rt = ClassifierRuntime(Path(sys.argv[1]), device=Device.CPU, intra_op_threads=1)
+before = len(os.listdir("/proc/self/task"))
+rt.predict(rt.normalize(["我想问一下我的订单什么时候能发货"] * 256))
+print("THREADS_ADDED", len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+def test_a_one_thread_replica_does_not_start_a_tokenizer_thread_pool(tiny_model_store: Path) -> None:
+    """HF tokenizers' encode_batch started a Rayon pool of one thread per machine core (a pod sees the node's
+    cores) in every replica, beside the one ORT thread a replica is sized for. A fresh process, since the pool
+    lives for the process once started."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")}
+    bundle = tiny_model_store / "intent" / (tiny_model_store / "intent" / "LIVE").read_text().strip()
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_PROBE, str(bundle)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = next((x for x in out.stdout.splitlines() if x.startswith("THREADS_ADDED")), None)
+    assert line is not None, out.stderr[-2000:]
+    assert int(line.split()[1]) == 0

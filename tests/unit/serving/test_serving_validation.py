@@ -71,3 +71,10 @@ def test_index_build_validation() -> None:
     assert (
         _code(_j({"entries": [{"faq_id": "f1", "question": ""}]}), IndexBuildRequest) is ErrorCode.TEXT_EMPTY
     )
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"texts": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"])
+def test_deeply_nested_json_is_invalid_json_not_a_500(raw: bytes) -> None:
+    """A body of a few kB of nested brackets made json.loads raise RecursionError, which the ingress answered
+    as 500 INTERNAL (and logged as an unhandled failure with a traceback) instead of a 400."""
+    assert _code(raw) is ErrorCode.INVALID_JSON

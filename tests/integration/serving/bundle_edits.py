@@ -1,0 +1,25 @@
+"""Bundle edits shared by the serving tests (local testing mode and the real-Serve probes): a second intent
+bundle that disagrees with the first, and a tampered file. Not a test module."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bundle.store import ModelStore, read_manifest, write_manifest
+
+
+def publish_permuted_intent(store: Path, work_dir: Path, version: str = "tiny-2") -> str:
+    """A second intent bundle whose label order is reversed: same logits, different top-1 label."""
+    src = store / "intent" / "tiny-1"
+    work = work_dir / f"intent-{version}"
+    shutil.copytree(src, work)
+    m = read_manifest(work)
+    write_manifest(work, m.model_copy(update={"version": version, "labels": list(reversed(m.labels))}))
+    ModelStore(store).publish(work, set_live=False)
+    return version
+
+
+def tamper(bundle_dir: Path) -> None:
+    with (bundle_dir / "model.int8.onnx").open("ab") as f:
+        f.write(b"\0")  # one byte more: its sha256 no longer matches the manifest
