@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     TEMPLATE_INVALID = "TEMPLATE_INVALID"
     KB_EMPTY = "KB_EMPTY"
     INDEX_NOT_FOUND = "INDEX_NOT_FOUND"
+    INDEX_EMBEDDER_MISMATCH = "INDEX_EMBEDDER_MISMATCH"
 
 
 # code -> (HTTP status, "中文 / English")
@@ -103,6 +104,11 @@ ERROR_TABLE: dict[ErrorCode, tuple[int, str]] = {
     ),
     ErrorCode.KB_EMPTY: (409, "没有可发布的已启用问答 / There are no enabled FAQs to publish"),
     ErrorCode.INDEX_NOT_FOUND: (404, "索引版本不存在 / The index version does not exist"),
+    ErrorCode.INDEX_EMBEDDER_MISMATCH: (
+        409,
+        "该索引由另一版本的向量模型构建，请重新发布索引 / This index was built by another embedder version: "
+        "publish a new index",
+    ),
 }
 
 _STATUS_TO_CODE = {

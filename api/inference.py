@@ -52,6 +52,15 @@ log = logging.getLogger("api.inference")
 _R = TypeVar("_R")
 
 
+def _error_code(resp: httpx.Response) -> str:
+    """The stable code of a serving error body ``{"error": {"code": ...}}``; ``UNKNOWN`` when it has none."""
+    try:
+        code = resp.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return "UNKNOWN"
+    return code if isinstance(code, str) and code.isidentifier() and len(code) <= 64 else "UNKNOWN"
+
+
 class InferenceUnavailable(Exception):
     """Serving could not answer in time (down, slow, circuit open, bad response)."""
 
@@ -390,6 +399,10 @@ class InferenceClient:
             raise InferenceUnavailable(type(exc).__name__) from exc
         if resp.status_code == 404:
             raise InferenceUnavailable("not_found")
+        if (
+            resp.status_code == 409
+        ):  # the serving error code says which conflict (index exists, other embedder...)
+            raise InferenceUnavailable(f"conflict {_error_code(resp)}")
         if resp.status_code >= 400:
             raise InferenceUnavailable(f"status {resp.status_code}")
         return resp

@@ -68,7 +68,9 @@ def _record_build(services: Services, info: IndexInfo, revision: int, faq_count:
 def _serving_error(exc: InferenceUnavailable) -> AppError:
     if exc.reason == "not_found":
         return AppError(ErrorCode.INDEX_NOT_FOUND)
-    if exc.reason == "status 409":  # serving: another build is running / version exists
+    if exc.reason == "conflict INDEX_EMBEDDER_MISMATCH":  # built by another embedder than the one serving
+        return AppError(ErrorCode.INDEX_EMBEDDER_MISMATCH)
+    if exc.reason.startswith("conflict "):  # serving: another build is running / version exists
         return AppError(ErrorCode.CONFLICT, detail=exc.reason)
     return AppError(ErrorCode.SERVING_UNAVAILABLE, detail=exc.reason)
 

@@ -107,6 +107,9 @@ class FakeNlu:
         self.misread: dict[str, str] = {}
         # index management (admin console tests): version -> IndexInfo, and the built entries
         self.indexes: dict[str, IndexInfo] = {}
+        self.other_embedder: set[str] = (
+            set()
+        )  # versions whose activation serving refuses (built by another embedder)
         self.index_entries: dict[str, list[KbEntry]] = {}
         self.active_index: str | None = None
 
@@ -229,6 +232,7 @@ class FakeNlu:
 
     # ---- index management (POST /v1/indexes, POST /v1/indexes/{v}/activate, GET /v1/indexes) ------------
     def reset_indexes(self) -> None:
+        self.other_embedder.clear()
         self.indexes.clear()
         self.index_entries.clear()
         self.active_index = None
@@ -259,6 +263,8 @@ class FakeNlu:
         if method == "POST" and len(parts) == 4 and parts[3] == "activate":
             if parts[2] not in self.indexes:
                 return 404, {"error": {"code": "INDEX_NOT_FOUND", "message": "not found"}}
+            if parts[2] in self.other_embedder:
+                return 409, {"error": {"code": "INDEX_EMBEDDER_MISMATCH", "message": "other embedder"}}
             self.active_index = parts[2]
             return 200, self.indexes[parts[2]].model_copy(update={"active": True}).model_dump()
         if method == "GET" and len(parts) == 2:

@@ -64,6 +64,11 @@ async def test_publish_list_and_rollback(console) -> None:  # type: ignore[no-un
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "INDEX_NOT_FOUND"
     weird = await c.post(f"{INDEX}/..%2F..%2Fetc/activate", headers=h)
     assert weird.status_code == 404
+    # serving refuses an index built by another embedder: the console gets that reason, not "serving down"
+    console.fake.other_embedder.add(v2["version"])
+    refused = await c.post(f"{INDEX}/{v2['version']}/activate", headers=h)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "INDEX_EMBEDDER_MISMATCH"
+    assert (await c.get(INDEX, headers=h)).json()["live_version"] == v1["version"]
 
     with console.services.session_factory() as db:
         actions = list(
