@@ -22,7 +22,7 @@ from api.auth import TokenSigner
 from api.catalog import FaqCatalog, content_stamp, load_templates
 from api.db.engine import make_engine, make_session_factory
 from api.dialog.manager import DialogManager
-from api.dialog.orders import DemoOrderLookup, OrderLookup, WebhookOrderLookup
+from api.dialog.orders import DemoOrderLookup, NoOrderLookup, OrderLookup, WebhookOrderLookup
 from api.events import EventBus, InMemoryEventBus, RedisEventBus
 from api.inference import InferenceClient, InferenceConfig
 from api.journal import DurableWriter, InProcessJournal, Journal, RedisStreamJournal
@@ -161,8 +161,10 @@ async def build_services(
         orders = WebhookOrderLookup(
             settings.order_webhook_url, secret, timeout_s=settings.order_webhook_timeout_s
         )
-    else:
+    elif settings.order_lookup == "demo":
         orders = DemoOrderLookup(factory)
+    else:
+        orders = NoOrderLookup()
     writer = DurableWriter(
         journal,
         factory,

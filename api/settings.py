@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     demo_data_dir: Path = REPO_ROOT / "data" / "demo"
     seed_demo: bool = True
 
-    order_lookup: Literal["demo", "webhook"] = "demo"
+    # demo: the seeded demo_orders table (make run); webhook: the shop's order system (API_ORDER_WEBHOOK_URL);
+    # none: no order system yet, order questions are offered a human (the Kubernetes and compose default)
+    order_lookup: Literal["demo", "webhook", "none"] = "demo"
     order_webhook_url: str | None = None
     order_webhook_secret: SecretStr | None = None
     order_webhook_timeout_s: float = Field(default=2.0, gt=0)
@@ -114,6 +116,15 @@ class Settings(BaseSettings):
                 )
         if self.order_lookup == "webhook" and not self.order_webhook_url:
             raise ValueError("API_ORDER_WEBHOOK_URL is required when API_ORDER_LOOKUP=webhook")
+        if (
+            self.env == "production"
+            and self.order_lookup == "webhook"
+            and len(self.order_webhook_secret.get_secret_value() if self.order_webhook_secret else "") < 16
+        ):
+            # unsigned lookups would let anyone who finds the shop's endpoint read its orders
+            raise ValueError(
+                "API_ORDER_WEBHOOK_SECRET (>= 16 characters) is required for the webhook in production"
+            )
         return self
 
     @property

@@ -50,6 +50,7 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
         "订单 {order_id}（{items}）可在 {refund_deadline} 前申请退货退款：进入“我的订单”→ 选择该订单 → “申请售后”，审核通过后按提示寄回即可。"
     ],
     "dialog:slot_cancelled": ["好的，已为您取消查询。还有其他可以帮您的吗？"],
+    "dialog:orders_not_connected": ["抱歉，这里暂时查不到订单信息。需要为您转接人工客服查询吗？"],
     "dialog:refund_not_eligible": [
         "抱歉，订单 {order_id}（{items}）当前状态为「{status}」，暂不符合退货退款条件。如有疑问，回复「转人工」由人工客服为您核实。"
     ],

@@ -541,7 +541,27 @@ class DialogManager:
         return self._result(reply, intent, confidence, st, outcome)
 
     # ---- slot filling ------------------------------------------------------------------------------
+    def _orders_not_connected(
+        self, st: DialogState, task: str, confidence: float, outcome: NluOutcome | None
+    ) -> TurnResult:
+        """No order system behind this install: a human is offered ("好的" takes it) instead of a number prompt."""
+        st.phase, st.task_intent, st.slots, st.slot_attempts, st.misses = (
+            Phase.HANDOFF_OFFERED,
+            None,
+            {},
+            0,
+            0,
+        )
+        reply = Reply(
+            ReplyType.TEMPLATE,
+            self.templates.text("dialog:orders_not_connected"),
+            quick_replies=[HANDOFF_QUICK_REPLY],
+        )
+        return self._result(reply, task, confidence, st, outcome)
+
     def _ask_order(self, st: DialogState, task: str, outcome: NluOutcome) -> TurnResult:
+        if not self.orders.connected:
+            return self._orders_not_connected(st, task, outcome.result.intent.confidence, outcome)
         st.phase, st.task_intent, st.slots, st.slot_attempts, st.misses = Phase.AWAIT_ORDER_ID, task, {}, 0, 0
         reply = Reply(ReplyType.SLOT_PROMPT, self.templates.text(TASK_INTENTS[task]))
         return self._result(reply, task, outcome.result.intent.confidence, st, outcome)
@@ -563,6 +583,8 @@ class DialogManager:
         self, st: DialogState, task: str, order_id: str, outcome: NluOutcome | None
     ) -> TurnResult:
         confidence = outcome.result.intent.confidence if outcome else 1.0
+        if not self.orders.connected:
+            return self._orders_not_connected(st, task, confidence, outcome)
         try:
             info = await self.orders.lookup(order_id)
         except OrderLookupError:

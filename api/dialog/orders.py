@@ -73,7 +73,20 @@ class OrderLookupError(Exception):
 
 
 class OrderLookup(Protocol):
+    # False: no order system is connected (API_ORDER_LOOKUP=none); the dialog then never asks for an order number
+    connected: bool
+
     async def lookup(self, order_id: str) -> OrderInfo | None: ...
+
+
+class NoOrderLookup:
+    """No order system connected (a production install before the shop's webhook is set up): order tasks offer a
+    human instead of asking for a number nobody can look up, and demo orders are never shown to real visitors."""
+
+    connected = False
+
+    async def lookup(self, order_id: str) -> OrderInfo | None:
+        raise OrderLookupError("no order system connected")
 
 
 def _item_names(items: list[Any]) -> list[str]:
@@ -90,6 +103,8 @@ def _item_names(items: list[Any]) -> list[str]:
 
 class DemoOrderLookup:
     """Looks orders up in the seeded ``demo_orders`` table."""
+
+    connected = True
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -124,6 +139,8 @@ class WebhookOrderLookup:
 
     Expected answer: 200 with an OrderInfo-shaped JSON object, or 404 when the order does not exist.
     """
+
+    connected = True
 
     def __init__(
         self,

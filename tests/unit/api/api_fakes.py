@@ -284,6 +284,8 @@ DIALOGS_PATH = REPO / "data" / "demo" / "dialogs.jsonl"
 class DictOrderLookup:
     """OrderLookup over data/demo/orders.json, for dialog tests that run without a database."""
 
+    connected = True
+
     def __init__(self, path: Path = ORDERS_PATH) -> None:
         from api.dialog.orders import OrderInfo
 

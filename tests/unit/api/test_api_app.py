@@ -475,6 +475,21 @@ def test_settings_refuse_default_secret_outside_development(monkeypatch: pytest.
     assert "k" * 40 not in repr(s)  # SecretStr
 
 
+def test_settings_refuse_an_unsigned_order_webhook_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("API_ENV", "production")
+    monkeypatch.setenv("API_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("API_ORDER_LOOKUP", "webhook")
+    monkeypatch.setenv("API_ORDER_WEBHOOK_URL", "https://shop.example/orders")
+    with pytest.raises(ValidationError, match="API_ORDER_WEBHOOK_SECRET"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("API_ORDER_WEBHOOK_SECRET", "s" * 24)
+    assert Settings(_env_file=None).order_lookup == "webhook"
+    monkeypatch.setenv("API_ORDER_LOOKUP", "none")  # the Kubernetes / compose default
+    assert Settings(_env_file=None).order_lookup == "none"
+
+
 def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     for k in ("API_ENV", "API_DATABASE_URL", "API_REDIS_URL", "API_SERVING_URL"):
         monkeypatch.delenv(k, raising=False)

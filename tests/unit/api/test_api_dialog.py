@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from api_fakes import DictOrderLookup, FakeNlu, load_dialogs
+from api_fakes import DictOrderLookup, FakeNlu, demo_templates, faq_catalog, load_dialogs
 
 from api.dialog.manager import DialogManager, answer_level
+from api.dialog.orders import NoOrderLookup
 from api.dialog.state import DialogState, Phase, ReplyType
+from api.inference import InferenceClient
 from bundle.contracts import Candidate, RetrievalThresholds
 from bundle.normalize import normalize
 
@@ -446,3 +448,21 @@ async def test_a_disabled_faq_still_in_the_live_index_is_never_offered(dialog: D
     assert r.reply.faq_id != "faq-001"
     assert "支持7天无理由退货吗？" not in r.reply.suggestions
     assert "faq-001" not in r.state.suggestion_ids
+
+
+@pytest.mark.parametrize(
+    "first", ["我的订单到哪了", "我要退款，订单号2024112300123", "查一下2024112300123发货没"]
+)
+async def test_without_an_order_system_order_tasks_offer_a_human(
+    nlu_client: InferenceClient, first: str
+) -> None:
+    """A production install before the shop's webhook is connected (API_ORDER_LOOKUP=none): the visitor is not
+    asked for an order number nobody can look up (and never shown the demo table's orders); a human is offered,
+    and "好的" takes it."""
+    dialog = DialogManager(nlu_client, demo_templates(), NoOrderLookup(), faq_catalog())
+    r = await dialog.handle(DialogState(), first)
+    assert r.reply.type is ReplyType.TEMPLATE and r.reply.quick_replies == ["转人工"]
+    assert r.reply.text in dialog.templates.variants("dialog:orders_not_connected")
+    assert r.state.phase is Phase.HANDOFF_OFFERED and not r.handoff_requested and r.slot is None
+    taken = await dialog.handle(r.state, "好的")
+    assert taken.handoff_requested and taken.state.phase is Phase.AGENT
