@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -97,9 +99,21 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     parity: Parity = Field(default_factory=Parity)
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256
+    # sha256 of this manifest's own content (every other key, canonical JSON: ``manifest_digest``), so an
+    # edit of the manifest itself (a label, a threshold, a file hash) is caught like an edit of any other file;
+    # None in manifests written before 2026-12-06 (still accepted)
+    manifest_sha256: str | None = None
 
     def model_file(self, variant: Variant) -> str:
         try:
             return self.variants[variant]
         except KeyError:
             raise KeyError(f"bundle {self.kind}/{self.version} has no {variant} variant") from None
+
+
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of a manifest's JSON object without its ``manifest_sha256`` key: keys sorted, no whitespace,
+    UTF-8. Computed on the JSON (not on the parsed model) so that it is what the file says that is checked."""
+    body = {k: v for k, v in data.items() if k != "manifest_sha256"}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

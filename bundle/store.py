@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bundle.manifest import MANIFEST_NAME, BundleKind, Manifest
+from bundle.manifest import MANIFEST_NAME, BundleKind, Manifest, manifest_digest
 
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LIVE_POINTER = "LIVE"
@@ -70,18 +70,34 @@ def read_manifest(directory: Path) -> Manifest:
 def write_manifest(directory: Path, manifest: Manifest) -> Manifest:
     """Hash every file in `directory`, store the hashes in the manifest and write it."""
     directory = Path(directory)
-    manifest = manifest.model_copy(update={"files": hash_directory(directory)})
+    manifest = manifest.model_copy(update={"files": hash_directory(directory), "manifest_sha256": None})
+    # through JSON first: the digest must be of what a reader will load (e.g. integer keys become strings)
+    data = json.loads(json.dumps(manifest.model_dump(mode="json"), ensure_ascii=False))
+    data["manifest_sha256"] = manifest_digest(data)
     (directory / MANIFEST_NAME).write_text(
-        json.dumps(manifest.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n",
-        encoding="utf-8",
+        json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
-    return manifest
+    return manifest.model_copy(update={"manifest_sha256": data["manifest_sha256"]})
+
+
+def _check_manifest_digest(directory: Path) -> None:
+    """The manifest's own ``manifest_sha256`` against its content: a hand edit (a label renamed, a threshold
+    changed, a file hash replaced) is refused like a changed model file. Older manifests have none."""
+    path = directory / MANIFEST_NAME
+    data = json.loads(path.read_text(encoding="utf-8"))  # read_manifest already parsed it
+    recorded = data.get("manifest_sha256")
+    if recorded is not None and recorded != manifest_digest(data):
+        raise BundleError(
+            "BUNDLE_TAMPERED",
+            f"{directory}: refusing tampered bundle: {MANIFEST_NAME} (content differs from its manifest_sha256)",
+        )
 
 
 def verify_bundle(directory: Path | str) -> Manifest:
     """Re-check every hash. Raises BundleError(BUNDLE_TAMPERED / BUNDLE_INCOMPLETE) on any mismatch."""
     directory = Path(directory)
     manifest = read_manifest(directory)
+    _check_manifest_digest(directory)
     if not manifest.files:
         raise BundleError("BUNDLE_INCOMPLETE", f"{directory}: manifest lists no files")
     actual = hash_directory(directory)

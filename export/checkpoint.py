@@ -53,7 +53,8 @@ def read_training_meta(checkpoint: Path) -> TrainingMeta:
 def check_checkpoint(checkpoint: Path) -> TrainingMeta:
     """Validate the directory layout and the metadata; return the metadata."""
     if not checkpoint.is_dir():
-        raise ExportError("CHECKPOINT_INVALID", f"{checkpoint}: not a directory")
+        what = "not a directory" if checkpoint.exists() else "no such directory"
+        raise ExportError("CHECKPOINT_INVALID", f"{checkpoint}: {what}")
     meta = read_training_meta(checkpoint)
     if not (checkpoint / "config.json").is_file():
         raise ExportError("CHECKPOINT_INVALID", f"{checkpoint}: no config.json (not a save_pretrained dir)")

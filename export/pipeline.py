@@ -57,7 +57,9 @@ def export_bundle(
     if out.exists() and not out.is_dir():
         raise ExportError("OUTPUT_EXISTS", f"{out} exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ExportError("OUTPUT_EXISTS", f"{out} exists and is not empty (use overwrite)")
+        raise ExportError(
+            "OUTPUT_EXISTS", f"{out} exists and is not empty (--overwrite / overwrite=True replaces it)"
+        )
     meta = check_checkpoint(checkpoint)
     kind = meta.kind
     sentences = list(parity_sentences) if parity_sentences is not None else load_parity_sentences()

@@ -118,6 +118,8 @@ class TrainConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     threads: int | None = None
     progress: bool = True
+    # replace an --out directory that holds something else than a previous model of this kind (see check_out_dir)
+    overwrite: bool = False
 
 
 @dataclass
@@ -298,27 +300,173 @@ def load_checkpoint(model_dir: str | Path):
 
     model_dir = Path(model_dir)
     meta_path = model_dir / TRAINING_META
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such directory")
     if not meta_path.is_file():
         raise FileNotFoundError(f"{model_dir}: not a training output (no {TRAINING_META})")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ValueError(f"{meta_path}: not valid JSON ({exc})") from None
+    if isinstance(meta, dict) and meta.get("kind") == "embedder":  # was "labels unknown to the model: [...]"
+        raise ValueError(f"{model_dir}: an embedder, not a classifier (intent / sentiment) checkpoint")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = load_classifier_model(model_dir)
     model.eval()
     return model, tokenizer, meta
 
 
+# config keys of a base checkpoint that the new classifier sets itself (an intent/sentiment checkpoint of ours
+# as --base carries its own n-gram settings: passing them twice was a TypeError)
+_BASE_CONFIG_OWN_KEYS = (
+    "model_type",
+    "architectures",
+    "transformers_version",
+    "id2label",
+    "label2id",
+    "ngram_buckets",
+    "ngram_aux_weight",
+)
+# model types whose weights the n-gram model's BertModel can load (anything else would silently start from
+# random weights): BERT itself (bert-base-chinese, bge, text2vec, chinese-roberta-wwm-ext) and our own
+_NGRAM_BASE_TYPES = ("bert", "xiaoke_bert_ngram")
+
+
+def base_error(base_dir: Path, reason: str | BaseException) -> ValueError:
+    """The one-line error for a ``--base`` directory that cannot be loaded (transformers' own messages run to
+    several kilobytes, e.g. the list of every model type it knows)."""
+    if isinstance(reason, BaseException):
+        reason = f"{type(reason).__name__}: {str(reason).strip().split(chr(10))[0][:300]}"
+    return ValueError(f"--base {base_dir}: not a usable BERT-style checkpoint ({reason})")
+
+
+def read_base_config(base_dir: Path) -> dict[str, Any]:
+    """``base_dir/config.json`` as a dict, or :func:`base_error`."""
+    try:
+        base_cfg = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise base_error(base_dir, f"config.json: {exc}") from None
+    if not isinstance(base_cfg, dict):
+        raise base_error(base_dir, "config.json is not a JSON object")
+    return base_cfg
+
+
+def plain_bert_config(base_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The BertConfig keys of a base's config.json (our n-gram classifier's own keys and labels dropped), e.g.
+    to load only the BERT encoder of an intent / sentiment model of ours."""
+    return {k: v for k, v in base_cfg.items() if k not in _BASE_CONFIG_OWN_KEYS and k != "ngram_orders"}
+
+
+def _load_base(cfg: TrainConfig, base_dir: Path, labels: list[str]) -> tuple[Any, Any]:
+    """(model, tokenizer) for fine-tuning ``base_dir``: any local BERT-style checkpoint, our own intent /
+    sentiment output included. A directory that is not one gives a ValueError naming ``--base``, never a
+    traceback from deep inside transformers."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    def bad(reason: str) -> ValueError:
+        return base_error(base_dir, reason)
+
+    base_cfg = read_base_config(base_dir)
+    model_type = base_cfg.get("model_type")
+    if cfg.ngram_branch and model_type not in _NGRAM_BASE_TYPES:
+        raise bad(
+            f"model_type {model_type!r}; the n-gram branch model needs one of {list(_NGRAM_BASE_TYPES)}, "
+            "or train with --no-ngram-branch"
+        )
+    label2id = {y: i for i, y in enumerate(labels)}
+    common: dict[str, Any] = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": label2id,
+    }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+        if cfg.ngram_branch:
+            from training.ngram_model import XiaokeBertNgramConfig, XiaokeBertNgramForSequenceClassification
+
+            own = {k: v for k, v in base_cfg.items() if k not in _BASE_CONFIG_OWN_KEYS}
+            ng_cfg = XiaokeBertNgramConfig(
+                ngram_buckets=cfg.ngram_buckets, ngram_aux_weight=cfg.ngram_aux_weight, **{**own, **common}
+            )
+            model = XiaokeBertNgramForSequenceClassification.from_pretrained(
+                str(base_dir), config=ng_cfg, ignore_mismatched_sizes=True
+            )
+        elif model_type == "xiaoke_bert_ngram":  # our n-gram checkpoint, --no-ngram-branch: its BERT part
+            from transformers import BertConfig, BertForSequenceClassification
+
+            model = BertForSequenceClassification.from_pretrained(
+                str(base_dir),
+                config=BertConfig(**{**plain_bert_config(base_cfg), **common}),
+                ignore_mismatched_sizes=True,
+            )
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(base_dir), ignore_mismatched_sizes=True, **common
+            )
+    except Exception as exc:  # transformers raises anything (TypeError, KeyError, OSError, ValueError, ...)
+        raise base_error(base_dir, exc) from exc
+    _match_head_to_labels(model, base_dir, base_cfg, labels)
+    return model, tokenizer
+
+
+def _base_labels(base_cfg: dict[str, Any]) -> list[str] | None:
+    """The labels of a base that is a sequence classifier (e.g. our last intent model), else None."""
+    archs = base_cfg.get("architectures") or []
+    id2label = base_cfg.get("id2label")
+    if not isinstance(id2label, dict) or not any(str(a).endswith("ForSequenceClassification") for a in archs):
+        return None
+    try:
+        return [str(id2label[k]) for k in sorted(id2label, key=int)]
+    except (TypeError, ValueError):
+        return None
+
+
+# classifier-head tensors and the axis that runs over the labels
+_HEAD_TENSORS = (("classifier.weight", 0), ("classifier.bias", 0), ("ngram.weight", 1), ("ngram_bias", 0))
+
+
+def _match_head_to_labels(model: Any, base_dir: Path, base_cfg: dict[str, Any], labels: list[str]) -> None:
+    """A classifier base with other labels than ours: start the head(s) fresh and carry over, by label
+    name, the rows of the labels both share. ``from_pretrained`` only re-initialises a head whose size
+    differs, so a base with as many labels as ours kept its rows in ITS order: a renamed or reordered label
+    set started every label from another label's weights (fine-tuning our intent model on relabelled data
+    gave 0 % accuracy)."""
+    import torch
+
+    old = _base_labels(base_cfg)
+    if old is None or old == labels:
+        return
+    saved: dict[str, Any] = {}
+    weights = base_dir / "model.safetensors"
+    if weights.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            saved = {name: f.get_tensor(name) for name, _ in _HEAD_TENSORS if name in f.keys()}
+    state = dict(model.named_parameters())
+    std = float(getattr(model.config, "initializer_range", 0.02))
+    with torch.no_grad():
+        for name, axis in _HEAD_TENSORS:
+            dst = state.get(name)
+            if dst is None:
+                continue
+            if name == "classifier.weight":
+                dst.normal_(0.0, std)
+            else:
+                dst.zero_()
+            src = saved.get(name)
+            other_axes = [d for a, d in enumerate(dst.shape) if a != axis]  # hidden size / n-gram buckets
+            if src is None or [d for a, d in enumerate(src.shape) if a != axis] != other_axes:
+                continue
+            for i, label in enumerate(labels):
+                if label in old and old.index(label) < src.shape[axis]:
+                    dst.select(axis, i).copy_(src.select(axis, old.index(label)))
+
+
 def _new_model(cfg: TrainConfig, base_dir: Path | None, norm_texts: list[str], labels: list[str]):
     """(model, tokenizer, base description, hidden size): a fresh model for ``labels``, from scratch (our
     character vocabulary over ``norm_texts``) or from ``base_dir``. Same seed -> same initial weights."""
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-    )
+    from transformers import BertConfig, BertForSequenceClassification
 
     label2id = {y: i for i, y in enumerate(labels)}
     model: Any
@@ -356,29 +504,7 @@ def _new_model(cfg: TrainConfig, base_dir: Path | None, norm_texts: list[str], l
         base_desc = "scratch:" + json.dumps(asdict(a), sort_keys=True)
         hidden = a.hidden_size
     else:
-        tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
-        common: dict[str, Any] = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": label2id,
-            "ignore_mismatched_sizes": True,
-        }
-        if cfg.ngram_branch:
-            from training.ngram_model import XiaokeBertNgramConfig, XiaokeBertNgramForSequenceClassification
-
-            base_cfg = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
-            for key in ("model_type", "architectures", "transformers_version", "id2label", "label2id"):
-                base_cfg.pop(key, None)
-            ng_cfg = XiaokeBertNgramConfig(
-                ngram_buckets=cfg.ngram_buckets,
-                ngram_aux_weight=cfg.ngram_aux_weight,
-                **{**base_cfg, **{k: v for k, v in common.items() if k != "ignore_mismatched_sizes"}},
-            )
-            model = XiaokeBertNgramForSequenceClassification.from_pretrained(
-                str(base_dir), config=ng_cfg, ignore_mismatched_sizes=True
-            )
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(str(base_dir), **common)
+        model, tokenizer = _load_base(cfg, base_dir, labels)
         base_desc = str(base_dir)
         hidden = int(getattr(model.config, "hidden_size", 768))
         max_pos = int(getattr(model.config, "max_position_embeddings", cfg.max_len))
@@ -523,6 +649,7 @@ def _train_classifier(
     t0 = time.monotonic()
     threads = _set_threads(cfg.threads)
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, cfg.kind, overwrite=cfg.overwrite)
 
     train_data = train if isinstance(train, LabelledData) else load_labelled(train)
     eval_source = "file"
@@ -566,6 +693,9 @@ def _train_classifier(
         f"base={base_desc[:60]} params={n_params / 1e6:.1f}M lr={lr} epochs={cfg.epochs} threads={threads}"
         + (f"; then refit on all {len(full)}" if refit else "")
     )
+    for name, d in (("--train", train_data), ("--eval", ev if eval_data is not None else None)):
+        if d is not None and d.skipped_empty:
+            say(f"[{cfg.kind}] {name} {d.path}: skipped {d.skipped_empty} row(s) whose text is empty")
 
     def encode(tokenizer: Any, texts: list[str], ys: list[str]) -> list[dict[str, Any]]:
         feats = _encode(tokenizer, texts, cfg.max_len)
@@ -606,10 +736,20 @@ def _train_classifier(
     metrics["eval_source"] = eval_source
     if fit.stopped_at is not None:
         metrics["stopped_by_time_budget_at_step"] = fit.stopped_at
-    say(
-        f"[{cfg.kind}] eval accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "
-        f"ece={metrics['ece']:.4f} n={metrics['n']} ({time.monotonic() - t0:.0f}s)"
-    )
+    if not y_ev:
+        # every label has a single example, so the holdout is empty: "accuracy 0.0" would read as a measured
+        # failure (it was printed and stored so); nothing was measured and the thresholds are the defaults
+        metrics.update(accuracy=None, macro_f1=None, weighted_f1=None, ece=None)
+        metrics["eval_source"] = f"none: no eval examples ({eval_source} is empty)"
+        say(
+            f"[{cfg.kind}] no eval examples (every label of the training file has one example, and none "
+            f"can be held out): metrics not measured, default thresholds; give --eval FILE or more examples"
+        )
+    else:
+        say(
+            f"[{cfg.kind}] eval accuracy={metrics['accuracy']:.4f} macro_f1={metrics['macro_f1']:.4f} "
+            f"ece={metrics['ece']:.4f} n={metrics['n']} ({time.monotonic() - t0:.0f}s)"
+        )
 
     refit_info = None
     if refit:
@@ -643,9 +783,6 @@ def _train_classifier(
         say(f"[{cfg.kind}] refit on all {len(full_feats)} examples: {refit_fit.steps} steps")
     train_seconds = time.monotonic() - t0
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
     meta = {
         "kind": cfg.kind,
         "labels": labels,
@@ -681,8 +818,63 @@ def _train_classifier(
         },
         "train_seconds": round(train_seconds, 1),
     }
-    (out_dir / TRAINING_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def save(stage: Path) -> None:
+        model.save_pretrained(str(stage))
+        tokenizer.save_pretrained(str(stage))
+        (stage / TRAINING_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    write_output_dir(out_dir, save)
     return TrainResult(out_dir, labels, metrics, thresholds, time.monotonic() - t0)
+
+
+def check_out_dir(out_dir: Path, kind: str, *, overwrite: bool = False) -> None:
+    """Refuse an output directory that holds something else than a previous ``kind`` model of ours (no
+    ``xiaoke_training.json``, or one of another kind), unless ``overwrite``: retraining into the same
+    directory is the normal workflow, but writing an intent model over a user's bert-base-chinese (or an
+    embedder) replaced its config and vocabulary and left a mixture of both models' files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir}: exists and is not a directory")
+    if overwrite or not out_dir.is_dir():
+        return
+    if all(p.name == ".trainer" for p in out_dir.iterdir()):  # empty, or the work dir of an interrupted run
+        return
+    try:
+        existing = json.loads((out_dir / TRAINING_META).read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        existing = None
+    if existing == kind:
+        return
+    what = (
+        f"a model of another kind ({existing})"
+        if isinstance(existing, str)
+        else f"files that are not a model of ours (no valid {TRAINING_META})"
+    )
+    raise FileExistsError(
+        f"--out {out_dir}: already holds {what}; choose another directory or pass --overwrite to replace it"
+    )
+
+
+def write_output_dir(out_dir: Path, save: Callable[[Path], None]) -> None:
+    """Run ``save(stage)`` on a fresh sibling directory and move it into place as ``out_dir``, replacing what
+    was there as a whole: no file of an earlier model is left beside the new one's, and a failure (or Ctrl-C)
+    while saving leaves the earlier model intact."""
+    import shutil
+    import tempfile
+
+    if out_dir.is_symlink():  # e.g. var/ckpt/intent -> /data/...: replace the directory it points to
+        out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        save(stage)
+        stage.chmod(0o755)  # mkdtemp creates 0700
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 def transformers_logging_quiet() -> None:
@@ -697,6 +889,40 @@ def _rm_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a batch size of 0 was a ZeroDivisionError traceback, 0 threads a
+    RuntimeError from torch)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (``--epochs 0`` or ``--lr 0`` trained something else silently)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid float value: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
+
+
+MIN_MAX_LEN = 8  # [CLS] + [SEP] + a few tokens; below 3 the tokenizer silently did not truncate at all
+
+
+def max_len_arg(text: str) -> int:
+    """argparse type for ``--max-len``: the stored ``max_seq_len`` serving truncates to."""
+    value = positive_int(text)
+    if value < MIN_MAX_LEN:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_MAX_LEN}, got {value}")
+    return value
+
+
 def add_cli_args(ap, defaults: TrainConfig) -> None:
     """The CLI shared by ``training.intent`` and ``training.sentiment``."""
     ap.add_argument("--train", type=Path, required=True, help="JSONL / TSV / CSV with text + label")
@@ -708,14 +934,16 @@ def add_cli_args(ap, defaults: TrainConfig) -> None:
         help="checkpoint dir to fine-tune; 'auto' (default): our MLM checkpoint under "
         "$XIAOKE_DATA_DIR/pretrained/mlm-small if present, else from scratch; 'none': from scratch",
     )
-    ap.add_argument("--epochs", type=float, default=defaults.epochs)
-    ap.add_argument("--lr", type=float, default=defaults.lr)
-    ap.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    ap.add_argument("--epochs", type=positive_float, default=defaults.epochs)
+    ap.add_argument("--lr", type=positive_float, default=defaults.lr)
+    ap.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     ap.add_argument("--seed", type=int, default=defaults.seed)
-    ap.add_argument("--max-len", type=int, default=defaults.max_len)
-    ap.add_argument("--max-minutes", type=float, default=defaults.max_minutes)
-    ap.add_argument("--max-train-examples", type=int, default=defaults.max_train_examples)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: auto by load)")
+    ap.add_argument("--max-len", type=max_len_arg, default=defaults.max_len)
+    ap.add_argument("--max-minutes", type=positive_float, default=defaults.max_minutes)
+    ap.add_argument("--max-train-examples", type=positive_int, default=defaults.max_train_examples)
+    ap.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: auto by load)"
+    )
     ap.add_argument(
         "--ngram-branch",
         action=argparse.BooleanOptionalAction,
@@ -728,6 +956,11 @@ def add_cli_args(ap, defaults: TrainConfig) -> None:
         default=defaults.ngram_fit,
         help="lr: fit the n-gram head first as TF-IDF logistic regression, then BERT on the residual; "
         "joint: train both together from zero",
+    )
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --out directory that holds something else than a previous model of this kind",
     )
     ap.add_argument(
         "--refit-full",
@@ -752,6 +985,7 @@ def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
         ngram_branch=args.ngram_branch,
         ngram_fit=args.ngram_fit,
         refit_full=args.refit_full,
+        overwrite=args.overwrite,
     )
 
 
@@ -762,8 +996,6 @@ def run_cli(defaults: TrainConfig, argv: list[str] | None = None) -> TrainResult
     )
     add_cli_args(ap, defaults)
     args = ap.parse_args(argv)
-    if args.out.exists() and not args.out.is_dir():
-        raise NotADirectoryError(f"--out {args.out}: exists and is not a directory")
     cfg = config_from_args(args, defaults)
     return train_classifier(args.train, args.out, eval_data=args.eval, base=args.base, config=cfg)
 

@@ -4,16 +4,21 @@ Supported layouts (UTF-8, a leading BOM is tolerated):
 
 * JSONL — one object per line with string fields ``"text"`` and ``"label"`` (``.jsonl`` / ``.json`` or a first
   line that starts with ``{``).
-* TSV — ``text<TAB>label`` (``.tsv`` / ``.txt`` or a first line with a tab). A header row is recognised when its
-  cells are column names (e.g. SMP2017's ``Sentence<TAB>Tag``, ERNIE's ``label<TAB>text_a``); with a header the
-  columns are found by name, so ``label<TAB>text`` works too. Chinese column names count as well
-  (``文本<TAB>标签``; see ``TEXT_COLUMNS`` / ``LABEL_COLUMNS``), else such a header became an example.
+* TSV — ``text<TAB>label`` (``.tsv``, or ``.txt`` / ``.csv`` / no suffix with a first line with a tab; a
+  ``.txt`` file whose first line starts with ``{`` is JSONL). A header row is recognised when its cells are
+  column names (e.g. SMP2017's ``Sentence<TAB>Tag``, ERNIE's ``label<TAB>text_a``); with a header the columns
+  are found by name, so ``label<TAB>text`` works too. Chinese column names count as well (``文本<TAB>标签``;
+  see ``TEXT_COLUMNS`` / ``LABEL_COLUMNS``), else such a header became an example. A two-column header that
+  names only its label column (``utterance<TAB>intent``) is a header too, the other column being the text (it
+  used to become an example of a class "intent").
 * CSV — a header row is required; the text column is the first of ``review/text/sentence/content/query``, the
   label column the first of ``label/tag/intent/class`` (waimai_10k ``label,review``; online_shopping_10_cats
   ``cat,label,review``). RFC-4180 quoting.
 
-Rows whose text is empty after stripping are skipped and counted (real corpora contain a few); every other
-malformed row raises :class:`DataError` naming the file and the 1-based line number.
+Rows whose text is empty after stripping (whitespace, and the zero-width / control characters that
+``bundle.normalize`` removes: a line of only U+200B or NUL trained as an empty input) are skipped and counted
+(real corpora contain a few); every other malformed row raises :class:`DataError` naming the file and the
+1-based line number.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bundle.normalize import NormalizeConfig, normalize
 
 TEXT_COLUMNS = (
     "text",
@@ -95,9 +102,12 @@ def _detect_format(path: Path, first_line: str) -> str:
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
     if suffix == ".csv":
-        return "csv"
-    if suffix in (".tsv", ".txt", ".tab"):
+        # a spreadsheet's "CSV" export is often tab-separated: it was refused for want of a CSV header
+        return "tsv" if "\t" in first_line and "," not in first_line else "csv"
+    if suffix in (".tsv", ".tab"):
         return "tsv"
+    # .txt says nothing about the layout (a JSONL file saved as .txt was read as TSV: "expected
+    # text<TAB>label, got 1 field(s)"): decided by the content like a file without a suffix
     stripped = first_line.lstrip()
     if stripped.startswith("{"):
         return "jsonl"
@@ -114,12 +124,23 @@ def _find_columns(header: list[str]) -> tuple[int, int] | None:
     names = [h.strip().lstrip("\ufeff").lower() for h in header]
     text_idx = next((names.index(c) for c in TEXT_COLUMNS if c in names), None)
     label_idx = next((names.index(c) for c in LABEL_COLUMNS if c in names), None)
+    if len(names) == 2 and label_idx is not None and text_idx is None:
+        # a two-column header naming only its label column ("utterance<TAB>intent", "sentence_a<TAB>label"):
+        # the other column is the text, and the header must not become an example of a class "intent"
+        text_idx = 1 - label_idx
     if text_idx is None or label_idx is None or text_idx == label_idx:
         return None
     return text_idx, label_idx
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# only what normalize() deletes (invisible and control characters, whitespace): cheap, no NFKC / zhconv
+_BLANK_CHECK = NormalizeConfig(nfkc=False, lowercase=False, traditional_to_simplified=False)
+
+
+def _is_blank(text: str) -> bool:
+    """Nothing is left of ``text`` after normalization (whitespace, zero-width or control characters only)."""
+    return not text.strip() or not normalize(text, _BLANK_CHECK)
 
 
 def _load_jsonl(path: Path, raw: str) -> tuple[list[str], list[str], int]:
@@ -145,7 +166,7 @@ def _load_jsonl(path: Path, raw: str) -> tuple[list[str], list[str], int]:
         label = str(label).strip()
         if not label:
             raise DataError(f"{path}:{lineno}: empty 'label'")
-        if not text.strip():
+        if _is_blank(text):
             skipped += 1
             continue
         texts.append(text)
@@ -190,7 +211,7 @@ def _load_table(path: Path, raw: str, delimiter: str) -> tuple[list[str], list[s
             text, label = row[text_idx], row[label_idx].strip()
             if not label:
                 raise DataError(f"{path}:{lineno}: empty label")
-            if not text.strip():
+            if _is_blank(text):
                 skipped += 1
                 continue
             texts.append(text)

@@ -48,7 +48,14 @@ from typing import Any
 import numpy as np
 
 from bundle.normalize import NormalizeConfig, normalize
-from training.classifier import resolve_base
+from training.classifier import (
+    check_out_dir,
+    max_len_arg,
+    positive_float,
+    positive_int,
+    resolve_base,
+    write_output_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +131,10 @@ def load_pair_file(path: str | Path) -> list[tuple[str, str, int]]:
                 if rec[-1].strip().lower() == "label":
                     continue  # header
             if len(rec) < 3:
-                raise PairFileError(f"{path}:{n}: expected sentence1{delimiter!r}sentence2{delimiter!r}label")
+                sep = "<TAB>" if delimiter == "\t" else delimiter
+                raise PairFileError(
+                    f"{path}:{n}: expected sentence1{sep}sentence2{sep}label, got {len(rec)} field(s)"
+                )
             try:
                 label = int(rec[-1].strip())
             except ValueError as exc:
@@ -309,8 +319,17 @@ def _build_model(base: Path | None, texts: Sequence[str], cfg: EmbedderConfig) -
     from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
     if base is not None:
-        tokenizer = AutoTokenizer.from_pretrained(str(base))
-        model = AutoModel.from_pretrained(str(base))
+        from training.classifier import base_error, plain_bert_config, read_base_config
+
+        base_cfg = read_base_config(base)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(base))
+            if base_cfg.get("model_type") == "xiaoke_bert_ngram":  # an intent / sentiment model of ours
+                model = BertModel.from_pretrained(str(base), config=BertConfig(**plain_bert_config(base_cfg)))
+            else:
+                model = AutoModel.from_pretrained(str(base))
+        except Exception as exc:  # transformers raises anything on a directory that is no model
+            raise base_error(base, exc) from exc
         return model, tokenizer, str(base)
     from training.tokenizer import build_tokenizer, build_vocab
 
@@ -605,14 +624,18 @@ def train_embedder(
     base: str | Path | None = "auto",
     config: EmbedderConfig | None = None,
     on_log: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> EmbedderResult:
-    """Train the embedder and write the checkpoint directory. See the module docstring."""
+    """Train the embedder and write the checkpoint directory. See the module docstring. An ``out_dir`` holding
+    something else than a previous embedder of ours is refused unless ``overwrite`` (``check_out_dir``)."""
     import torch
     from transformers import set_seed
 
     cfg = config or EmbedderConfig()
     say = on_log or (lambda m: print(m, flush=True))
     t0 = time.monotonic()
+    out = Path(out_dir)
+    check_out_dir(out, "embedder", overwrite=overwrite)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
@@ -750,8 +773,6 @@ def train_embedder(
             f"answer_margin={thresholds.get('answer_margin')} answer_agree={thresholds.get('answer_agree')}"
         )
 
-    out = Path(out_dir)
-    save_sentence_transformer(model, tokenizer, out, max_seq_len=cfg.max_len)
     meta = {
         "kind": "embedder",
         "labels": [],
@@ -772,7 +793,12 @@ def train_embedder(
         },
         "train_seconds": round(train_seconds, 1),
     }
-    (out / TRAINING_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def save(stage: Path) -> None:
+        save_sentence_transformer(model, tokenizer, stage, max_seq_len=cfg.max_len)
+        (stage / TRAINING_META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    write_output_dir(out, save)
     return EmbedderResult(out, metrics, thresholds, time.monotonic() - t0)
 
 
@@ -808,12 +834,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--faq", type=Path, default=DEFAULT_FAQ, help="FAQ JSONL ('none' to skip)")
     ap.add_argument("--base", default="auto", help="pretrained dir, 'auto' (default) or 'none' (scratch)")
-    ap.add_argument("--epochs", type=float, default=d.epochs)
-    ap.add_argument("--batch-size", type=int, default=d.batch_size)
-    ap.add_argument("--lr", type=float, default=None)
-    ap.add_argument("--max-len", type=int, default=d.max_len)
-    ap.add_argument("--max-pairs", type=int, default=None, help="cap on pair-file positives")
-    ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget for the training loop")
+    ap.add_argument("--epochs", type=positive_float, default=d.epochs)
+    ap.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    ap.add_argument("--lr", type=positive_float, default=None)
+    ap.add_argument("--max-len", type=max_len_arg, default=d.max_len)
+    ap.add_argument("--max-pairs", type=positive_int, default=None, help="cap on pair-file positives")
+    ap.add_argument(
+        "--max-minutes", type=positive_float, default=None, help="wall-clock budget for the training loop"
+    )
     ap.add_argument(
         "--cosent-weight",
         type=float,
@@ -821,7 +849,12 @@ def main(argv: list[str] | None = None) -> int:
         help="add a CoSENT term on the pair files' labelled rows, label-0 rows as hard negatives (0: off)",
     )
     ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=positive_int, default=None)
+    ap.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --out directory that holds something else than a previous embedder",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from transformers.utils import logging as hf_logging
@@ -844,7 +877,9 @@ def main(argv: list[str] | None = None) -> int:
             # train_embedder skips a missing FAQ file (the default one may be absent); a path the user typed
             # must not be dropped silently
             raise PairFileError(f"{faq}: no such file (--faq none trains on --pairs only)")
-        res = train_embedder(args.out, pair_files=args.pairs, faq=faq, base=args.base, config=cfg)
+        res = train_embedder(
+            args.out, pair_files=args.pairs, faq=faq, base=args.base, config=cfg, overwrite=args.overwrite
+        )
     except (PairFileError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

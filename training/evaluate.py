@@ -67,6 +67,7 @@ def evaluate(
     metrics["model"] = str(model_dir)
     metrics["data"] = str(ds.path) if ds.path else None
     metrics["data_sha256"] = ds.sha256 or None
+    metrics["skipped_empty"] = ds.skipped_empty  # rows of the file not scored: their text is empty
 
     if report_dir is not None:
         write_report(Path(report_dir), metrics, labels, y_true, probs, meta)
@@ -85,6 +86,8 @@ def format_table(metrics: dict[str, Any]) -> str:
         f"ece={metrics['ece']:.4f}  accepted={metrics['accepted_rate']:.3f} "
         f"(accuracy when accepted {metrics['accepted_accuracy']:.4f})"
     )
+    if metrics.get("skipped_empty"):
+        rows.append(f"skipped {metrics['skipped_empty']} row(s) of the file whose text is empty")
     return "\n".join(rows)
 
 
@@ -159,18 +162,24 @@ def write_report(
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     per_label = thr.get("per_label", {})
+    cell = [_md_cell(label) for label in labels]  # a label such as "退款|退货" must not split its table row
     for i, label in enumerate(labels):
         m = metrics["per_class"][label]
         t = per_label.get(label, thr.get("default", ""))
         lines.append(
-            f"| {i} | {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} | {t} |"
+            f"| {i} | {cell[i]} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} | {t} |"
         )
     lines += ["", "## Most frequent confusions", "", "| true | predicted | count |", "|---|---|---:|"]
     off = [(int(cm[i, j]), i, j) for i in range(k) for j in range(k) if i != j and cm[i, j]]
     for c, i, j in sorted(off, reverse=True)[:15]:
-        lines.append(f"| {i} {labels[i]} | {j} {labels[j]} | {c} |")
+        lines.append(f"| {i} {cell[i]} | {j} {cell[j]} | {c} |")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def _md_cell(text: str) -> str:
+    """Text for one markdown table cell: pipes escaped, line breaks flattened."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, required=True, help="training output directory (PyTorch)")
     ap.add_argument("--data", type=Path, required=True, help="labelled JSONL / TSV / CSV file")
     ap.add_argument("--report", type=Path, default=None, help="write report.md + PNGs here")
-    ap.add_argument("--batch-size", type=int, default=64)
+    from training.classifier import positive_int, transformers_logging_quiet
+
+    ap.add_argument("--batch-size", type=positive_int, default=64)
     args = ap.parse_args(argv)
-    from training.classifier import transformers_logging_quiet
 
     transformers_logging_quiet()
     try:

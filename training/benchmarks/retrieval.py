@@ -33,6 +33,7 @@ import copy
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,8 +126,34 @@ class OnnxEncoder:
 
 
 def load_encoder(embedder: Path | None, store: Path | None) -> TextEncoder:
+    """``--embedder DIR`` (a sentence-transformers dir, ours or not) run with PyTorch, else the store's LIVE
+    embedder bundle. A directory that is no embedder (e.g. an intent checkpoint: a plain BERT classifier would
+    silently have been mean-pooled into "embeddings") raises ValueError naming it."""
     if embedder is not None:
-        return TorchEncoder(embedder)
+        if not embedder.is_dir():
+            raise ValueError(f"--embedder {embedder}: no such directory")
+        meta_path = embedder / "xiaoke_training.json"
+        try:
+            kind = (
+                json.loads(meta_path.read_text(encoding="utf-8")).get("kind") if meta_path.is_file() else None
+            )
+        except (ValueError, AttributeError):
+            raise ValueError(f"--embedder {embedder}: unreadable {meta_path.name}") from None
+        if kind not in (None, "embedder"):
+            raise ValueError(f"--embedder {embedder}: holds a model of kind {kind!r}, not an embedder")
+        if (embedder / "manifest.json").is_file():
+            raise ValueError(
+                f"--embedder {embedder}: a bundle; --embedder takes a training.embedder output "
+                "(bundles are read from the --store's LIVE embedder)"
+            )
+        try:
+            return TorchEncoder(embedder)
+        except Exception as exc:  # sentence-transformers / transformers raise anything on a bad directory
+            first = str(exc).strip().split("\n")[0]
+            raise ValueError(
+                f"--embedder {embedder}: cannot load as a sentence-transformers model "
+                f"({type(exc).__name__}: {first[:300]})"
+            ) from exc
     from bundle.manifest import BundleKind
     from bundle.store import ModelStore
 
@@ -307,15 +334,30 @@ def add_cli_args(ap: argparse.ArgumentParser) -> None:
 
 
 def main_args(args: argparse.Namespace) -> int:
-    encoder = load_encoder(args.embedder, args.store)
-    if args.faq_heldout:
-        result = faq_heldout(encoder)
-        name = "faq_heldout"
-    elif args.pairs is not None:
-        result = run_retrieval(args.pairs, encoder=encoder, max_queries=args.max_queries)
-        name = args.pairs.parent.name or args.pairs.name
-    else:
-        print("error: give --pairs FILE or --faq-heldout")
+    """0 and the JSON result as the last stdout line; bad input -> one ``error: ...`` line on stderr, exit 2
+    (stdout then holds no result line for a caller to mistake for one)."""
+    from bundle.store import BundleError
+
+    if not args.faq_heldout and args.pairs is None:
+        print("error: give --pairs FILE or --faq-heldout", file=sys.stderr)
+        return 2
+    try:
+        if args.pairs is not None and not args.faq_heldout:
+            from training.embedder import load_pair_file
+
+            load_pair_file(args.pairs)  # a bad pair file is reported before a model is loaded
+        encoder = load_encoder(args.embedder, args.store)
+        if args.faq_heldout:
+            result = faq_heldout(encoder)
+            name = "faq_heldout"
+        else:
+            result = run_retrieval(args.pairs, encoder=encoder, max_queries=args.max_queries)
+            name = args.pairs.parent.name or args.pairs.name
+    except BundleError as exc:  # no LIVE embedder in the store, or a tampered one
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:  # PairFileError (a ValueError): missing / malformed pair file
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table({name: result}))
     print(json.dumps({s: result[s] for s in REPORTED}, ensure_ascii=False))

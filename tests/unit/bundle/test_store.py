@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ def _nested(d: Path, rel: str) -> None:
     (d / rel).write_text("{}", encoding="utf-8")
 
 
+def _edit_manifest(d: Path, old: str, new: str) -> None:
+    """One hand edit of manifest.json's text (still valid JSON matching the schema)."""
+    text = (d / "manifest.json").read_text(encoding="utf-8")
+    assert old in text
+    (d / "manifest.json").write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
 def test_write_then_verify_roundtrip(tmp_path: Path) -> None:
     m = _make_bundle(tmp_path / "b")
     assert set(m.files) == {"model.onnx", "tokenizer.json"}
@@ -45,6 +53,9 @@ def test_write_then_verify_roundtrip(tmp_path: Path) -> None:
             "BUNDLE_MANIFEST_INVALID",
         ),
         (lambda d: (d / "manifest.json").unlink(), "BUNDLE_NOT_FOUND"),
+        # the manifest itself: one byte of a label (index -> label mapping), a threshold
+        (lambda d: _edit_manifest(d, '"greeting"', '"greetinG"'), "BUNDLE_TAMPERED"),
+        (lambda d: _edit_manifest(d, '"default": 0.5', '"default": 0.1'), "BUNDLE_TAMPERED"),
     ],
 )
 def test_verify_refuses_tampered(tmp_path: Path, tamper, code: str) -> None:
@@ -53,6 +64,19 @@ def test_verify_refuses_tampered(tmp_path: Path, tamper, code: str) -> None:
     with pytest.raises(BundleError) as exc:
         verify_bundle(tmp_path / "b")
     assert exc.value.code == code
+
+
+def test_manifest_edit_is_named_and_older_manifests_without_a_digest_still_verify(tmp_path: Path) -> None:
+    _make_bundle(tmp_path / "b")
+    _edit_manifest(tmp_path / "b", '"greeting"', '"goodbye"')
+    with pytest.raises(BundleError, match=r"manifest\.json \(content differs"):
+        verify_bundle(tmp_path / "b")
+    legacy = tmp_path / "legacy"  # written before manifests carried their own digest
+    _make_bundle(legacy)
+    data = json.loads((legacy / "manifest.json").read_text(encoding="utf-8"))
+    del data["manifest_sha256"]
+    (legacy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
+    assert verify_bundle(legacy).manifest_sha256 is None
 
 
 def test_store_publish_live_and_rollback(tmp_path: Path) -> None:

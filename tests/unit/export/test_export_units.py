@@ -267,3 +267,18 @@ def test_import_is_light() -> None:
     code = "import sys, export, export.cli; print(any(m in sys.modules for m in ('torch', 'optimum', 'onnxruntime')))"
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "False", res.stderr
+
+
+def test_cli_bundle_messages_name_the_flag_and_a_missing_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing --checkpoint said "not a directory"; a non-empty --out said "(use overwrite)", a flag that
+    the CLI spells --overwrite."""
+    assert cli_main(["bundle", "--checkpoint", str(tmp_path / "typo"), "--out", str(tmp_path / "o")]) == 1
+    assert "typo: no such directory" in capsys.readouterr().err
+    ckpt = _checkpoint(tmp_path / "c", {"kind": "intent", "labels": ["a", "b"]}, {"0": "a", "1": "b"})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x", encoding="utf-8")
+    assert cli_main(["bundle", "--checkpoint", str(ckpt), "--out", str(out)]) == 1
+    assert "OUTPUT_EXISTS" in (err := capsys.readouterr().err) and "--overwrite" in err

@@ -56,6 +56,16 @@ def test_tsv_headerless_and_label_first_header(tmp_path):
     assert d2.texts == ["很好", "很差"] and d2.labels == ["1", "0"]
 
 
+def test_two_column_header_naming_only_the_label_column(tmp_path):
+    """ "utterance<TAB>intent": the header was taken for an example, adding a one-example class "intent"."""
+    d = load_labelled(write(tmp_path, "u.tsv", "utterance\tintent\n你好\tgreeting\n我要退款\trefund\n"))
+    assert d.texts == ["你好", "我要退款"] and d.labels == ["greeting", "refund"]
+    d2 = load_labelled(write(tmp_path, "u2.tsv", "标签\t话术\ngreeting\t你好\n"))
+    assert d2.texts == ["你好"] and d2.labels == ["greeting"]
+    d3 = load_labelled(write(tmp_path, "u3.csv", "utterance,intent\n你好,greeting\n"))
+    assert d3.texts == ["你好"] and d3.labels == ["greeting"]
+
+
 def test_csv_waimai_and_online_shopping_layouts(tmp_path):
     d = load_labelled(write(tmp_path, "w.csv", 'label,review\n1,"很快,好吃"\n0,太慢了\n'))
     assert d.texts == ["很快,好吃", "太慢了"] and d.labels == ["1", "0"]
@@ -65,6 +75,29 @@ def test_csv_waimai_and_online_shopping_layouts(tmp_path):
     assert d2.labels == ["1", "0"]
     assert d2.texts[1] == "烂了"
     assert d2.skipped_empty == 1  # the empty review is skipped, not silently kept
+
+
+def test_rows_of_only_invisible_or_control_characters_are_skipped_as_empty(tmp_path):
+    """str.strip() keeps U+200B, U+FEFF and NUL, but normalize() deletes them: such a row trained as an empty
+    input with its label (and was scored as one by training.evaluate)."""
+    p = write(
+        tmp_path, "z.tsv", "\u200b\tgreeting\n\x00\tgreeting\n\u200b\u200d \tchat\n你好\tgreeting\n😀\tchat\n"
+    )
+    d = load_labelled(p)
+    assert d.texts == ["你好", "😀"] and d.skipped_empty == 3
+    j = write(tmp_path, "z.jsonl", '{"text": "\\ufeff", "label": "x"}\n{"text": "好", "label": "x"}\n')
+    assert load_labelled(j).skipped_empty == 1
+
+
+def test_txt_and_csv_suffixes_do_not_override_an_unmistakable_layout(tmp_path):
+    """A JSONL file saved as .txt was read as TSV ("expected text<TAB>label, got 1 field(s)"); a spreadsheet's
+    tab-separated "CSV" export was refused for want of a CSV header."""
+    d = load_labelled(write(tmp_path, "a.txt", '{"text": "你好", "label": "greeting"}\n'))
+    assert d.fmt == "jsonl" and d.labels == ["greeting"]
+    d2 = load_labelled(write(tmp_path, "b.csv", "你好\tgreeting\n退款\trefund\n"))
+    assert d2.fmt == "tsv" and d2.texts == ["你好", "退款"]
+    assert load_labelled(write(tmp_path, "c.txt", "好,吗\tgreeting\n")).fmt == "tsv"
+    assert load_labelled(write(tmp_path, "d.csv", "text,label\n好\tx,y\n")).fmt == "csv"
 
 
 def test_sniffs_format_without_suffix(tmp_path):

@@ -229,3 +229,134 @@ def test_refit_full_is_off_with_an_explicit_eval_file(tmp_path):
     )
     _, _, meta = load_checkpoint(result.out_dir)
     assert meta["recipe"]["refit_full"] is None and meta["recipe"]["train_examples"] == 36
+
+
+def _relabel(src, dst, mapping: dict[str, str]) -> None:
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()]
+    dst.write_text(
+        "".join(
+            json.dumps({**r, "label": mapping.get(r["label"], r["label"])}, ensure_ascii=False) + "\n"
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+
+    return bool(torch.allclose(a, b, atol=1e-6))
+
+
+def test_a_previous_classifier_as_base_keeps_each_labels_head_rows_by_name(tiny_model):
+    """--base = our last model, trained again on data where one label was renamed: the labels both share keep
+    their own head rows (not the row of whichever label had their index in the base), the new one starts
+    fresh. Before, a base with as many labels kept its rows in its own order: 0 % accuracy after 4 epochs."""
+    from training.classifier import load_checkpoint
+
+    tmp, base = tiny_model  # labels greeting, order_status, refund
+    train = tmp / "relabelled.jsonl"
+    _relabel(tmp / "train.jsonl", train, {"greeting": "zz_问候"})  # -> order_status, refund, zz_问候
+    cfg = tiny_config(layers=2, epochs=1, lr=1e-9)  # lr ~ 0: the saved head is the starting head
+    res = train_classifier(
+        train, tmp / "relabelled_model", base=base.out_dir, config=cfg, on_log=lambda m: None
+    )
+    old, _, _ = load_checkpoint(base.out_dir)
+    new, _, meta = load_checkpoint(res.out_dir)
+    assert meta["labels"] == ["order_status", "refund", "zz_问候"]
+    for i, label in enumerate(meta["labels"][:2]):
+        j = ["greeting", "order_status", "refund"].index(label)
+        assert torch_allclose(new.classifier.weight[i], old.classifier.weight[j])
+        assert torch_allclose(new.classifier.bias[i], old.classifier.bias[j])
+    assert not torch_allclose(new.classifier.weight[2], old.classifier.weight[0])  # renamed: a fresh row
+
+
+def test_our_own_ngram_checkpoint_is_a_usable_base(tmp_path):
+    """An intent model of ours (n-gram branch: its config.json carries ngram_buckets / ngram_aux_weight) as
+    --base was a TypeError ("got multiple values for keyword argument 'ngram_aux_weight'"); with
+    --no-ngram-branch, "Transformers does not recognize this architecture"."""
+    from training.classifier import load_checkpoint
+
+    train = tmp_path / "train.jsonl"
+    make_dataset(train, 10, seed=8)
+    cfg = tiny_config(epochs=2, ngram_branch=True, ngram_buckets=1024)
+    base = train_classifier(train, tmp_path / "base", base="none", config=cfg, on_log=lambda m: None).out_dir
+    again = train_classifier(train, tmp_path / "again", base=base, config=cfg, on_log=lambda m: None)
+    model, _, meta = load_checkpoint(again.out_dir)
+    assert meta["base"] == str(base) and model.ngram_buckets == 1024
+    plain = train_classifier(
+        train, tmp_path / "plain", base=base, config=replace(cfg, ngram_branch=False), on_log=lambda m: None
+    )
+    assert load_checkpoint(plain.out_dir)[0].config.model_type == "bert"
+
+    # the embedder starts from that model's BERT encoder (was: "Transformers does not recognize this
+    # architecture", a multi-line error, exit 1)
+    from safetensors.torch import load_file
+
+    from training.embedder import EmbedderConfig, train_embedder
+
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(
+        "".join(f"{a}\t{a}{b}\t1\n" for a, b in zip("你在退查怎", "好吗款单么", strict=True)),
+        encoding="utf-8",
+    )
+    ecfg = EmbedderConfig(epochs=1, batch_size=4, max_len=16, lr=1e-9, threads=1)
+    emb = train_embedder(
+        tmp_path / "emb", pair_files=[pairs], faq=None, base=base, config=ecfg, on_log=lambda m: None
+    )
+    key = "embeddings.word_embeddings.weight"
+    start = load_file(str(base / "model.safetensors"))["bert." + key]
+    assert torch_allclose(load_file(str(emb.out_dir / "model.safetensors"))[key], start)
+
+
+def test_retraining_into_the_same_out_dir_replaces_the_model_as_a_whole(tmp_path):
+    """The previous model of the same kind is replaced as a whole (no stale file of it survives beside the new
+    one); with overwrite, so is a directory that holds something else."""
+    train = tmp_path / "train.jsonl"
+    make_dataset(train, 5, seed=9)
+    out = tmp_path / "m"
+    cfg = tiny_config(epochs=1)
+    train_classifier(train, out, base="none", config=cfg, on_log=lambda m: None)
+    (out / "added_tokens.json").write_text('{"[OLD]": 99999}', encoding="utf-8")  # e.g. from an earlier base
+    train_classifier(train, out, base="none", config=cfg, on_log=lambda m: None)
+    assert not (out / "added_tokens.json").exists()
+    assert (out / TRAINING_META).is_file() and not list(tmp_path.glob(".m-*"))  # no staging dir left behind
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "pytorch_model.bin").write_bytes(b"someone else's weights")
+    train_classifier(train, foreign, base="none", config=replace(cfg, overwrite=True), on_log=lambda m: None)
+    assert not (foreign / "pytorch_model.bin").exists() and (foreign / "model.safetensors").is_file()
+
+
+def test_no_eval_examples_is_said_not_reported_as_accuracy_zero(tmp_path):
+    """Every label with one example: nothing can be held out. This was printed and stored as "eval
+    accuracy=0.0000" (a measured failure to anyone reading the manifest); now it is not measured."""
+    train = tmp_path / "singletons.tsv"
+    train.write_text("你好\tgreeting\n我要退款\trefund\n查物流\torder_status\n", encoding="utf-8")
+    logs: list[str] = []
+    res = train_classifier(
+        train, tmp_path / "m", base="none", config=tiny_config(epochs=1), on_log=logs.append
+    )
+    assert res.metrics["n"] == 0 and res.metrics["accuracy"] is None and res.metrics["macro_f1"] is None
+    assert res.metrics["eval_source"].startswith("none")
+    assert any("no eval examples" in m for m in logs) and not any("accuracy=0.0000" in m for m in logs)
+
+
+def test_report_table_rows_survive_a_label_with_a_pipe(tmp_path):
+    """A label "退款|退货" split its report.md table row into an extra column."""
+    import numpy as np
+
+    from training.evaluate import write_report
+    from training.metrics import classification_report
+
+    labels = ["退款|退货", "greeting"]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    y_true = [0, 1, 1]
+    metrics = classification_report(y_true, probs, labels)
+    metrics.update(accepted_rate=1.0, accepted_accuracy=0.5, model="m", data="d", data_sha256=None)
+    write_report(tmp_path, metrics, labels, y_true, probs, {"thresholds": {"default": 0.5}})
+    rows = [ln for ln in (tmp_path / "report.md").read_text(encoding="utf-8").splitlines() if "退款" in ln]
+    assert len(rows) == 2  # the per-label row and the confusion row
+    for row in rows:
+        cells = row.replace("\\|", "").split("|")
+        assert len(cells) == (9 if row.startswith("| 0 | ") else 5), row
