@@ -53,6 +53,7 @@ INTENT_TOP_K = 3
 DEFAULT_ANSWER = 0.8
 DEFAULT_SUGGEST = 0.5
 MODEL_KINDS = ("intent", "sentiment", "embedder")
+BOOTSTRAP_PREFIX = "demo-"  # index versions the bootstrap builds from the demo FAQ file
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -251,7 +252,8 @@ class NluIngress:
     async def _bootstrap(self) -> None:
         s = self.settings
         try:
-            if await asyncio.to_thread(self.index_store.active) is not None:
+            active = await asyncio.to_thread(self.index_store.active)
+            if active is not None and not await self._stale_bootstrap_index(active):
                 self._bootstrap_state = "done"
                 return
             path = s.bootstrap_faq
@@ -265,7 +267,7 @@ class NluIngress:
                 return
             emb = await self._call("embedder", "status")
             digest = hashlib.sha256(path.read_bytes() + str(emb.version).encode()).hexdigest()[:12]
-            version = f"demo-{digest}"
+            version = f"{BOOTSTRAP_PREFIX}{digest}"
             try:
                 await self._build(IndexBuildRequest(entries=entries, activate=True, version=version))
             except ServingError as exc:
@@ -277,6 +279,26 @@ class NluIngress:
         except Exception:
             self._bootstrap_state = "failed"
             log.exception("FAQ index bootstrap failed; serving without an index")
+
+    async def _stale_bootstrap_index(self, active: str) -> bool:
+        """True when the active index is a bootstrap (demo FAQ) index built by another embedder than the one
+        serving now: `make models` re-ran, and keeping it would serve keyword-only answers (see
+        `RetrieverServer.search`). An index the API published is left alone: the API owns its knowledge base
+        and republishes it (the mismatch is logged and counted)."""
+        if not (self.settings.bootstrap and active.startswith(BOOTSTRAP_PREFIX)):
+            return False
+        emb = await self._call("embedder", "status")
+        infos = await asyncio.to_thread(self.index_store.versions)
+        built_by = next((i.embedder_version for i in infos if i.version == active), None)
+        if built_by == emb.version:
+            return False
+        log.warning(
+            "bootstrap index %s was built by embedder %s, serving %s: rebuilding it",
+            active,
+            built_by,
+            emb.version,
+        )
+        return True
 
     # -- plumbing ------------------------------------------------------------------------------------------
     async def _call(self, kind: str, method: str, *args: Any) -> Any:

@@ -186,6 +186,37 @@ def test_bootstrap_from_demo_faq_then_ready(local_serve: None, store: Path, tmp_
     assert _json(r)["results"][0]["candidates"], "bootstrapped index answers out of the box"
 
 
+def test_bootstrap_rebuilds_its_index_when_the_embedder_changed(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    """Found by `make bench-dialogs` after a `make models` rebuild: the bootstrap kept the active demo index built
+    by the previous embedder, so every FAQ question got keyword-only scores (10 of 37 demo turns missed)."""
+    if not FAQ.is_file():
+        pytest.skip("no demo FAQ")
+    h = _run(store, tmp_path, bootstrap=False)
+    stale = "demo-builtbyold"
+    r = _call(
+        h,
+        "build_index",
+        make_request("POST", "/v1/indexes", {"entries": KB, "version": stale, "activate": True}),
+    )
+    assert r.status_code == 201, r.body
+    info = store / "indexes" / stale / "info.json"
+    info.write_text(
+        info.read_text(encoding="utf-8").replace('"embedder_version": "', '"embedder_version": "old-')
+    )
+    serve.shutdown()
+
+    h = _run(store, tmp_path, bootstrap=True, bootstrap_faq=FAQ)
+    deadline = time.monotonic() + 60
+    while (r := _call(h, "readyz", make_request("GET", "/readyz"))).status_code != 200:
+        assert time.monotonic() < deadline, r.body
+        time.sleep(0.2)
+    ready = _json(r)
+    assert ready["bootstrap"] == "done" and ready["index_version"].startswith("demo-")
+    assert ready["index_version"] != stale  # rebuilt with the embedder serving now
+
+
 def test_model_roll_and_shadow_via_user_config(local_serve: None, store: Path, tmp_path: Path) -> None:
     v2 = publish_permuted_intent(store, tmp_path)
     h = _run(store, tmp_path, bootstrap=False)
