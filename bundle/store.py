@@ -30,6 +30,21 @@ class BundleError(Exception):
         self.message = message
 
 
+def write_pointer(path: Path, value: str) -> None:
+    """Atomically make the one-line file ``path`` say ``value`` (LIVE, ACTIVE): written to a private temporary
+    file beside it, then ``os.replace``. Concurrent writers never share a temporary file (a fixed ``.tmp``
+    name let one publisher move another's half-written file, or find none and fail); the last one wins."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(value + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -184,7 +199,4 @@ class ModelStore:
 
     def set_live(self, kind: BundleKind, version: str) -> None:
         self.resolve(kind, version)  # must exist
-        pointer = self.kind_dir(kind) / LIVE_POINTER
-        tmp = pointer.with_suffix(".tmp")
-        tmp.write_text(version + "\n", encoding="utf-8")
-        os.replace(tmp, pointer)
+        write_pointer(self.kind_dir(kind) / LIVE_POINTER, version)

@@ -39,6 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from bundle.contracts import Candidate, IndexInfo
+from bundle.store import write_pointer
 from serving.retrieval.dense import DenseBuildConfig, DenseIndex, l2_normalize
 from serving.retrieval.fusion import FusionConfig, collapse_by_faq
 from serving.retrieval.keyword import CharNgramSegmenter, JiebaSegmenter, KeywordIndex
@@ -315,11 +316,7 @@ class IndexStore:
     def activate(self, version: str) -> None:
         if not self.exists(version):
             raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ACTIVE-", dir=self.root)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(version + "\n")
-        os.replace(tmp, self.root / ACTIVE_POINTER)
+        write_pointer(self.root / ACTIVE_POINTER, version)
 
     def save(self, index: FaqIndex) -> Path:
         dest = self.path(index.version)

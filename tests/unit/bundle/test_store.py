@@ -115,3 +115,31 @@ def test_bundle_versions_are_checked_whole(tmp_path: Path, version: str) -> None
     with pytest.raises(BundleError) as exc:
         ModelStore(tmp_path).path(BundleKind.INTENT, version)
     assert exc.value.code == "BUNDLE_VERSION_INVALID"
+
+
+def test_concurrent_live_switches_never_fail(tmp_path: Path) -> None:
+    """Two publishers switching LIVE at once (two `export publish` runs, a build and an operator) shared one
+    LIVE.tmp file: one's os.replace could move the other's half-written file, or find none and raise."""
+    import threading
+
+    store = ModelStore(tmp_path / "store")
+    for v in ("v1", "v2"):
+        _make_bundle(tmp_path / v, v)
+        store.publish(tmp_path / v)
+    errors: list[BaseException] = []
+
+    def flip(version: str) -> None:
+        try:
+            for _ in range(300):
+                store.set_live(BundleKind.INTENT, version)
+        except BaseException as exc:  # noqa: BLE001 - the test collects whatever a switch raises
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flip, args=(v,)) for v in ("v1", "v2", "v1", "v2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.live_version(BundleKind.INTENT) in {"v1", "v2"}
+    assert sorted(p.name for p in store.kind_dir(BundleKind.INTENT).iterdir() if not p.is_dir()) == ["LIVE"]
