@@ -7,12 +7,14 @@ Publishing writes into a temporary directory and renames it into place, so reade
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bundle.manifest import MANIFEST_NAME, BundleKind, Manifest, manifest_digest
@@ -28,6 +30,24 @@ class BundleError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@contextlib.contextmanager
+def staged_dir(dest: Path) -> Iterator[Path]:
+    """A fresh sibling directory of ``dest`` to write into. When the block succeeds it replaces ``dest`` as a
+    whole (mode 0755: serving may run as another user); on any failure, Ctrl-C included, it is removed and
+    ``dest`` is left as it was. No file of an earlier output survives beside the new one's."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        yield stage
+        stage.chmod(0o755)  # mkdtemp creates 0700
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(stage, dest)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
 
 
 def write_pointer(path: Path, value: str) -> None:

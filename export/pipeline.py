@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bundle.manifest import VARIANT_FILES, BundleKind, Manifest, Variant
-from bundle.store import check_version, sha256_file, write_manifest
+from bundle.store import check_version, sha256_file, staged_dir, write_manifest
 from export.checkpoint import TOKENIZER_FILES, check_checkpoint, embedder_layout
 from export.errors import ExportError
 from export.onnx_tools import EMBEDDING_OUTPUT, convert_fp16, copy_files, onnx_export, quantize_int8
@@ -64,9 +63,7 @@ def export_bundle(
     kind = meta.kind
     sentences = list(parity_sentences) if parity_sentences is not None else load_parity_sentences()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with staged_dir(out) as stage:
         with tempfile.TemporaryDirectory(prefix="xiaoke-onnx-") as work:
             say(f"[export] {kind.value}: optimum ONNX export of {checkpoint}")
             fp32_src = onnx_export(checkpoint, kind, Path(work) / "onnx")
@@ -135,13 +132,6 @@ def export_bundle(
             parity=parity,
         )
         manifest = write_manifest(stage, manifest)
-        stage.chmod(0o755)  # mkdtemp creates 0700; serving may run as another user
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     say(f"[export] wrote {kind.value} bundle {manifest.version} -> {out} ({_sizes_line(sizes)})")
     return manifest
 

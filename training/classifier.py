@@ -859,22 +859,12 @@ def write_output_dir(out_dir: Path, save: Callable[[Path], None]) -> None:
     """Run ``save(stage)`` on a fresh sibling directory and move it into place as ``out_dir``, replacing what
     was there as a whole: no file of an earlier model is left beside the new one's, and a failure (or Ctrl-C)
     while saving leaves the earlier model intact."""
-    import shutil
-    import tempfile
+    from bundle.store import staged_dir
 
     if out_dir.is_symlink():  # e.g. var/ckpt/intent -> /data/...: replace the directory it points to
         out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with staged_dir(out_dir) as stage:
         save(stage)
-        stage.chmod(0o755)  # mkdtemp creates 0700
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(stage, out_dir)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
 
 
 def transformers_logging_quiet() -> None:
