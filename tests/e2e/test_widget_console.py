@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import ADMIN, wait_until
@@ -198,6 +199,58 @@ def test_widget_fills_a_phone_screen(stack: str, new_page) -> None:  # type: ign
     w.locator("#xk-input").press("Escape")
     expect(w.locator(".xk-panel")).to_have_count(0)
     expect(w.get_by_role("button", name="打开在线客服")).to_be_focused()
+
+
+# The panel's and the composer's boxes (layout-viewport coordinates, as visualViewport.offsetTop is) and whether
+# the panel covers exactly the visual viewport.
+_GEOMETRY = """() => {
+  const root = document.querySelector('#xiaoke-widget').shadowRoot
+  const box = (sel) => { const r = root.querySelector(sel).getBoundingClientRect(); return { top: r.top, bottom: r.bottom } }
+  const vvTop = visualViewport.offsetTop, vvHeight = visualViewport.height, panel = box('.xk-panel')
+  const fits = Math.abs(panel.top - vvTop) <= 1 && Math.abs(panel.bottom - vvTop - vvHeight) <= 1
+  return { vvTop, vvHeight, panel, composer: box('.xk-composer'), fits }
+}"""
+
+
+def test_phone_composer_stays_within_the_visual_viewport(stack: str, new_page) -> None:  # type: ignore[no-untyped-def]
+    """iOS Safari's keyboard shrinks only the visual viewport, over an unchanged layout viewport, and pans it to
+    the focused field. Chromium has no on-screen keyboard; a page scale (CDP) and a wheel give the same geometry
+    (a 370 px visualViewport over the 740 px layout, offsetTop > 0). Android's resizes-content shrinks the layout
+    viewport too (a device-metrics override): the panel is then exactly that height, not compensated twice."""
+    page = new_page(width=360, height=740, mobile=True)
+    page.emulate_media(reduced_motion="reduce")  # no slide-in: measure the panel where it stays
+    w = open_widget(page, stack)
+    cdp = page.context.new_cdp_session(page)
+
+    def fits_visual_viewport() -> dict[str, Any]:
+        try:  # the visualViewport event and the panel's re-render follow the viewport change
+            page.wait_for_function(f"() => ({_GEOMETRY})().fits", timeout=5_000)
+        except PlaywrightTimeout:
+            pass  # the assertions below say how it does not fit
+        g: dict[str, Any] = page.evaluate(_GEOMETRY)
+        assert g["panel"]["top"] == pytest.approx(g["vvTop"], abs=1), g
+        assert g["panel"]["bottom"] == pytest.approx(g["vvTop"] + g["vvHeight"], abs=1), g
+        assert g["composer"]["bottom"] <= g["vvTop"] + g["vvHeight"] + 1, g
+        return g
+
+    cdp.send("Emulation.setPageScaleFactor", {"pageScaleFactor": 2})
+    page.wait_for_function("() => visualViewport.height < 400")
+    fits_visual_viewport()
+    page.mouse.move(100, 20)  # over the panel header: nothing there scrolls, the visual viewport pans
+    page.mouse.wheel(0, 150)
+    page.wait_for_function("() => visualViewport.offsetTop > 0")
+    assert fits_visual_viewport()["vvTop"] > 0
+
+    cdp.send("Emulation.setPageScaleFactor", {"pageScaleFactor": 1})
+    cdp.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 360, "height": 400, "deviceScaleFactor": 1, "mobile": True},
+    )
+    page.wait_for_function("() => innerHeight === 400 && visualViewport.height === 400")
+    g = fits_visual_viewport()
+    # the layout viewport's own height: the panel is not shortened a second time
+    assert (g["panel"]["top"], g["panel"]["bottom"]) == pytest.approx((0, 400), abs=1)
+    expect(w.locator("#xk-input")).to_be_in_viewport()
 
 
 def test_handoff_agent_takes_over_replies_live_and_hands_back(  # type: ignore[no-untyped-def]

@@ -1,9 +1,10 @@
-import { beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { flushPromises, mount } from '@vue/test-utils'
 import { createPinia, getActivePinia, setActivePinia } from 'pinia'
 import ChatPanel from '@/widget/components/ChatPanel.vue'
 import Launcher from '@/widget/components/Launcher.vue'
 import { I18N_KEY } from '@/widget/context'
+import { FULL_SCREEN_QUERY } from '@/widget/composables/useVisualViewport'
 import { makeMessage, useChatStore } from '@/widget/store'
 import { i18n } from './helpers'
 
@@ -230,6 +231,31 @@ describe('ChatPanel', () => {
     expect(body.scrollTop).toBe(1200)
   })
 
+  it('retires a reply\'s chips once the visitor answered it, even when that answer failed to send', async () => {
+    const { wrapper, store } = mountPanel()
+    store.messages.push(makeMessage({ role: 'bot', id: 'b1', text: '您是不是想问：', suggestions: ['运费怎么算', '包邮吗'], quickReplies: ['转人工'] }))
+    await wrapper.vm.$nextTick()
+    const reply = () => wrapper.findAll('.xk-msg--bot').at(-1)!
+    expect(reply().findAll('button.xk-chip').every((b) => b.attributes('disabled') === undefined)).toBe(true)
+    expect(reply().find('ol').attributes('aria-describedby')).toBeDefined() // "或回复序号 1-2 选择"
+    await reply().findAll('button.xk-chip')[0].trigger('click')
+    expect(wrapper.emitted('send')).toEqual([['运费怎么算']])
+
+    // what the app does with it: the message goes out and fails (network error, 5xx) - no bot reply follows
+    store.messages.push(makeMessage({ role: 'user', text: '运费怎么算', status: 'failed' }))
+    await wrapper.vm.$nextTick()
+    const chips = reply().findAll('button.xk-chip')
+    expect(chips.map((b) => b.attributes('disabled'))).toEqual(['', '', ''])
+    // the numbered path is retired with the chips: no "reply with the number" hint for the answered turn
+    expect(reply().find('ol').attributes('aria-describedby')).toBeUndefined()
+    expect(reply().find('.xk-sr[id^="xk-sug-hint"]').exists()).toBe(false)
+    await chips[0].trigger('click')
+    expect(wrapper.emitted('send')).toHaveLength(1) // no second copy of the failed message
+    // retrying is the failed message's own 重发
+    await wrapper.find('.xk-msg--user .xk-failed button').trigger('click')
+    expect(wrapper.emitted('resend')).toHaveLength(1)
+  })
+
   it('offers no thumbs on replies of an expired conversation', async () => {
     const { wrapper, store } = mountPanel()
     store.session = { id: 's2', token: 'tok2' }
@@ -239,6 +265,122 @@ describe('ChatPanel', () => {
     const [old, current] = wrapper.findAll('.xk-msg--bot:not(.xk-welcome)')
     expect(old.find('.xk-fb').exists()).toBe(false)
     expect(current.find('button[aria-label="有帮助"]').exists()).toBe(true)
+  })
+})
+
+/** A `window.visualViewport` double: `keyboard(h)` is iOS opening the keyboard over the page, `pan(top)` is iOS
+ *  scrolling the visual viewport over the layout one to show the focused field. */
+class FakeViewport extends EventTarget {
+  width = 390
+  height = 844
+  offsetTop = 0
+  offsetLeft = 0
+  scale = 1
+  keyboard(height: number) {
+    this.height = height
+    this.dispatchEvent(new Event('resize'))
+  }
+  pan(top: number) {
+    this.offsetTop = top
+    this.dispatchEvent(new Event('scroll'))
+  }
+}
+
+describe('ChatPanel on a phone (visual viewport)', () => {
+  function phone({ narrow = true } = {}) {
+    const vv = new FakeViewport()
+    vi.stubGlobal('visualViewport', vv)
+    vi.stubGlobal('matchMedia', (q: string) => ({
+      matches: narrow && q === FULL_SCREEN_QUERY,
+      media: q,
+      addEventListener: () => undefined,
+      removeEventListener: () => undefined,
+    }))
+    return vv
+  }
+  const applied = (el: Element) => {
+    const style = (el as HTMLElement).style
+    return { height: style.getPropertyValue('--xk-vv-height'), top: style.getPropertyValue('--xk-vv-top') }
+  }
+
+  beforeEach(() => {
+    document.body.innerHTML = ''
+  })
+  afterEach(() => {
+    vi.unstubAllGlobals()
+  })
+
+  it('fits the panel to the visual viewport as the keyboard opens and iOS pans, and back when it closes', async () => {
+    const vv = phone()
+    const { wrapper } = mountPanel()
+    await flushPromises()
+    const panel = wrapper.find('.xk-panel').element
+    expect(applied(panel)).toEqual({ height: '844px', top: '0px' })
+    vv.keyboard(508)
+    await flushPromises()
+    expect(applied(panel)).toEqual({ height: '508px', top: '0px' })
+    vv.pan(120)
+    await flushPromises()
+    expect(applied(panel)).toEqual({ height: '508px', top: '120px' })
+    vv.pan(0)
+    vv.keyboard(844)
+    await flushPromises()
+    expect(applied(panel)).toEqual({ height: '844px', top: '0px' })
+    wrapper.unmount()
+  })
+
+  it('keeps a visitor at the bottom at the latest message when the keyboard opens, and leaves a reader alone', async () => {
+    const vv = phone()
+    const { wrapper, store } = mountPanel()
+    for (let i = 0; i < 8; i++) store.messages.push(makeMessage({ role: i % 2 ? 'bot' : 'user', id: i % 2 ? `b${i}` : null, text: `第 ${i} 条` }))
+    const panel = wrapper.find('.xk-panel').element as HTMLElement
+    const body = wrapper.find('.xk-body').element as HTMLElement
+    // happy-dom has no layout: 100 px per message; the list gets what the panel's applied height leaves (200 px
+    // for the header and the composer), so it only shrinks once the DOM has the new height, as in a browser
+    Object.defineProperty(body, 'scrollHeight', { configurable: true, get: () => body.querySelectorAll('.xk-msg').length * 100 })
+    Object.defineProperty(body, 'clientHeight', {
+      configurable: true,
+      get: () => (parseFloat(panel.style.getPropertyValue('--xk-vv-height')) || 844) - 200,
+    })
+    await flushPromises()
+    body.scrollTop = 900 - 644 // at the bottom
+    vv.keyboard(444)
+    await flushPromises()
+    expect(body.scrollTop).toBe(900) // the latest message stays in view above the keyboard
+
+    vv.keyboard(844)
+    await flushPromises()
+    body.scrollTop = 50 // scrolled up, reading
+    vv.keyboard(444)
+    await flushPromises()
+    expect(body.scrollTop).toBe(50)
+    wrapper.unmount()
+  })
+
+  it('stops following the visual viewport when the panel closes', async () => {
+    const vv = phone()
+    const added = vi.spyOn(vv, 'addEventListener')
+    const removed = vi.spyOn(vv, 'removeEventListener')
+    const { wrapper } = mountPanel()
+    expect(added.mock.calls.map((c) => c[0]).sort()).toEqual(['resize', 'scroll'])
+    wrapper.unmount() // closing the panel unmounts it (v-if)
+    expect(removed.mock.calls).toEqual(added.mock.calls)
+  })
+
+  it('leaves the panel alone on wider screens and where there is no visualViewport', async () => {
+    const vv = phone({ narrow: false })
+    const { wrapper } = mountPanel()
+    vv.keyboard(400)
+    vv.pan(60)
+    await flushPromises()
+    expect(wrapper.find('.xk-panel').attributes('style')).toBeUndefined()
+    wrapper.unmount()
+
+    vi.stubGlobal('visualViewport', undefined)
+    const again = mountPanel()
+    await flushPromises()
+    expect(again.wrapper.find('.xk-panel').attributes('style')).toBeUndefined()
+    again.wrapper.unmount()
   })
 })
 
