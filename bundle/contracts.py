@@ -106,6 +106,9 @@ class IndexInfo(BaseModel):
     build_seconds: float
     created_at: str
     embedder_version: str
+    # set when serving re-embedded another version's questions after an embedder change (no KB change): that
+    # version (the original publish, through any number of re-embeddings), whose KB content this one carries
+    derived_from: str | None = None
     active: bool = False
 
 

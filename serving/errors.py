@@ -29,6 +29,9 @@ class ErrorCode(StrEnum):
     INDEX_BUILD_IN_PROGRESS = "INDEX_BUILD_IN_PROGRESS"
     INDEX_CORRUPT = "INDEX_CORRUPT"
     INDEX_EMBEDDER_MISMATCH = "INDEX_EMBEDDER_MISMATCH"
+    INDEX_ACTIVE_MOVED = (
+        "INDEX_ACTIVE_MOVED"  # a conditional activation found ACTIVE moved (not on any route)
+    )
     OVERLOADED = "OVERLOADED"
     NOT_READY = "NOT_READY"
     MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
@@ -61,6 +64,7 @@ ERROR_TABLE: dict[ErrorCode, tuple[int, str]] = {
         409,
         "索引由其他向量模型构建 / index was built with a different embedder version",
     ),
+    ErrorCode.INDEX_ACTIVE_MOVED: (409, "当前索引已被更换 / the active index changed meanwhile"),
     ErrorCode.OVERLOADED: (429, "服务繁忙, 请稍后重试 / server overloaded, retry later"),
     ErrorCode.NOT_READY: (503, "服务尚未就绪 / server not ready"),
     ErrorCode.MODEL_UNAVAILABLE: (503, "模型暂不可用 / model unavailable"),

@@ -31,6 +31,7 @@ from bundle.contracts import (
     EmbedRequest,
     EmbedResponse,
     IndexBuildRequest,
+    IndexInfo,
     IntentResult,
     KbEntry,
     LabelScore,
@@ -41,8 +42,8 @@ from bundle.contracts import (
 )
 from serving.errors import ErrorCode, ServingError, error_body, error_headers
 from serving.metrics import ServingMetrics
-from serving.retrieval import IndexStore, IndexStoreError, default_version, flatten_entries
-from serving.retrieval.index import check_index_version
+from serving.retrieval import IndexedQuestion, IndexStore, IndexStoreError, default_version, flatten_entries
+from serving.retrieval.index import check_index_version, derived_version
 from serving.servers import ModelReply, ModelServer, RetrieverServer, SearchReply
 from serving.settings import IngressUserConfig, ResolvedSettings
 from serving.validation import parse_body, read_body
@@ -54,6 +55,12 @@ DEFAULT_ANSWER = 0.8
 DEFAULT_SUGGEST = 0.5
 MODEL_KINDS = ("intent", "sentiment", "embedder")
 BOOTSTRAP_PREFIX = "demo-"  # index versions the bootstrap builds from the demo FAQ file
+# <index root>/.reembed.lock: one re-embedding of the active index at a time across all replicas and pods
+REEMBED_LOCK = "reembed"
+INDEX_JOB_TIMEOUT_S = (
+    3600.0  # an index build or a re-embedding's activation: a large KB takes minutes, not seconds
+)
+REEMBED_RETRY_S = 30.0  # a failed re-embedding is tried again after this long (each try embeds the whole KB)
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -219,6 +226,12 @@ class NluIngress:
         self._thresholds = RetrievalThresholds(answer=DEFAULT_ANSWER, suggest=DEFAULT_SUGGEST)
         self._bootstrap_state = "pending"
         self._bootstrap_task: asyncio.Task[None] | None = None
+        self._index_watch: asyncio.Task[None] | None = None
+        # the active index vs the serving embedder (`reembed_index`): idle (they match, or nothing to do yet),
+        # rebuilding (this replica is at it), waiting (another replica holds the lock), failed (retried)
+        self._reembed_state = "idle"
+        self._reembed_seen: tuple[str, str, str] | None = None  # the mismatch the previous check saw
+        self._reembed_retry_at = 0.0
         try:
             asyncio.get_running_loop()
             self._start_bootstrap()
@@ -247,7 +260,9 @@ class NluIngress:
 
     def _start_bootstrap(self) -> None:
         if self._bootstrap_task is None:
-            self._bootstrap_task = asyncio.get_running_loop().create_task(self._bootstrap())
+            loop = asyncio.get_running_loop()
+            self._bootstrap_task = loop.create_task(self._bootstrap())
+            self._index_watch = loop.create_task(self._watch_index())
 
     async def _bootstrap(self) -> None:
         s = self.settings
@@ -283,13 +298,15 @@ class NluIngress:
     async def _stale_bootstrap_index(self, active: str) -> bool:
         """True when the active index is a bootstrap (demo FAQ) index built by another embedder than the one
         serving now: `make models` re-ran, and keeping it would serve keyword-only answers (see
-        `RetrieverServer.search`). An index the API published is left alone: the API owns its knowledge base
-        and republishes it (the mismatch is logged and counted)."""
+        `RetrieverServer.search`). It is rebuilt from the demo FAQ file (which a new image may have changed).
+        Any other index (published by the API) is re-embedded from its own questions by `reembed_index`."""
         if not (self.settings.bootstrap and active.startswith(BOOTSTRAP_PREFIX)):
             return False
         emb = await self._call("embedder", "status")
-        infos = await asyncio.to_thread(self.index_store.versions)
-        built_by = next((i.embedder_version for i in infos if i.version == active), None)
+        try:
+            built_by: str | None = (await asyncio.to_thread(self.index_store.info, active)).embedder_version
+        except IndexStoreError:
+            built_by = None
         if built_by == emb.version:
             return False
         log.warning(
@@ -299,6 +316,153 @@ class NluIngress:
             emb.version,
         )
         return True
+
+    # -- the active index follows the embedder ---------------------------------------------------------------
+    async def _watch_index(self) -> None:
+        """After the bootstrap, and then every `index_poll_s`: re-embed the active index when another embedder
+        built it (`reembed_index`). It acts when two checks in a row saw the same mismatch: while an embedder
+        swap rolls over the replicas they disagree for a moment, and a replica still on the old embedder would
+        undo the work of one already on the new."""
+        if self._bootstrap_task is not None:
+            await asyncio.wait([self._bootstrap_task])
+        failing: str | None = None
+        while True:
+            try:
+                await self._check_index_embedder()
+                failing = None
+            except Exception as exc:  # a transient store or model error must not end the watch
+                if isinstance(exc, RuntimeError) and "after shutdown" in str(exc):
+                    return  # asyncio.to_thread's executor is gone: the process is exiting
+                if type(exc).__name__ != failing:  # once per kind of failure, not every index_poll_s
+                    failing = type(exc).__name__
+                    log.warning("index embedder check failed: %s", failing)
+            await asyncio.sleep(self.settings.index_poll_s)
+
+    async def _check_index_embedder(self) -> None:
+        found = await self._mismatch()
+        seen = (found[0].version, found[0].embedder_version, found[1]) if found else None
+        previous, self._reembed_seen = self._reembed_seen, seen
+        if seen is None:
+            self._reembed_state = "idle"
+        elif seen == previous and time.monotonic() >= self._reembed_retry_at:
+            await self.reembed_index()
+
+    async def _mismatch(self) -> tuple[IndexInfo, str] | None:
+        """(the active index's info, the serving embedder's version) when another embedder built that index."""
+        emb = await self._call("embedder", "status")
+        if emb.version is None:
+            return None
+
+        def active_info() -> IndexInfo | None:
+            active = self.index_store.active()
+            try:
+                return self.index_store.info(active) if active else None
+            except IndexStoreError:  # ACTIVE names a missing / unreadable version: the retriever logs that
+                return None
+
+        info = await asyncio.to_thread(active_info)
+        if info is None or info.embedder_version == emb.version:
+            return None
+        return info, emb.version
+
+    async def reembed_index(self) -> str:
+        """When another embedder than the one serving built the active index (a new embedder bundle was pinned,
+        or the previous one pinned back), make a version of the same questions built by the serving embedder
+        active: an existing one (embedder rollback), else the active index's own questions re-embedded into
+        `derived_version(...)` (recorded as `derived_from`, so the API treats it as its source's KB revision).
+        One replica of the whole deployment does it (the store's reembed lock; the others answer "busy"), and
+        the result replaces the active index only while ACTIVE still names it: a console publish that landed
+        meanwhile stays. Returns current | busy | rebuilt | reactivated | superseded | failed."""
+        if await self._mismatch() is None:
+            return "current"
+        lock = self.index_store.lock(REEMBED_LOCK)
+        if not await asyncio.to_thread(lock.acquire):
+            self._reembed_state = "waiting"
+            return "busy"
+        try:
+            found = await self._mismatch()  # again under the lock: another replica may just have finished
+            if found is None:
+                self._reembed_state = "idle"
+                return "current"
+            self._reembed_state = "rebuilding"
+            outcome = await self._reembed(*found)
+            self._reembed_state = "idle"
+        except Exception as exc:
+            err = map_exception(exc)
+            self._reembed_state = "failed"
+            self._reembed_retry_at = time.monotonic() + REEMBED_RETRY_S
+            log.warning(
+                "re-embedding the active FAQ index failed: %s (%s); retrieval stays keyword-only, "
+                "next try in %.0f s",
+                err.code.value,
+                err.detail,
+                REEMBED_RETRY_S,
+                exc_info=err.code is ErrorCode.INTERNAL,
+            )
+            outcome = "failed"
+        finally:
+            await asyncio.to_thread(lock.release)
+        self.metrics.index_reembeds.labels(outcome).inc()
+        return outcome
+
+    async def _reembed(self, source: IndexInfo, serving: str) -> str:
+        t0 = time.perf_counter()
+        origin = source.derived_from or source.version  # the publish whose questions (KB revision) these are
+        infos = await asyncio.to_thread(self.index_store.versions)
+        ready = [
+            i for i in infos if i.embedder_version == serving and (i.derived_from or i.version) == origin
+        ]
+        if ready:
+            target, outcome = ready[-1].version, "reactivated"  # the newest (versions are sorted by creation)
+            log.warning(
+                "active FAQ index %s was built by embedder %s, serving %s: activating %s "
+                "(the same questions, built by it)",
+                source.version,
+                source.embedder_version,
+                serving,
+                target,
+            )
+        else:
+            target, outcome = derived_version(origin, serving), "rebuilt"
+            rows = await asyncio.to_thread(self.index_store.rows, source.version)
+            log.warning(
+                "active FAQ index %s was built by embedder %s, serving %s: re-embedding its %d questions as %s "
+                "(keyword-only retrieval until it is active)",
+                source.version,
+                source.embedder_version,
+                serving,
+                len(rows),
+                target,
+            )
+            try:
+                await self._build_rows(rows, target, False, derived_from=origin, embedder=serving)
+            except Exception as exc:
+                if map_exception(exc).code is not ErrorCode.INDEX_EXISTS:
+                    raise  # INDEX_EXISTS: built by a replica that did not see the lock; activation checks it
+        emb = await self._call("embedder", "status")  # the embedder may have moved on: then refused, retried
+        try:
+            await asyncio.wait_for(  # loads the version first (a large one: longer than request_timeout_s)
+                self.retriever.call("activate", target, emb.version, source.version),
+                max(self._timeout, INDEX_JOB_TIMEOUT_S),
+            )
+        except Exception as exc:
+            if map_exception(exc).code is not ErrorCode.INDEX_ACTIVE_MOVED:
+                raise
+            log.warning(
+                "FAQ index %s was not activated: ACTIVE moved away from %s meanwhile (a publish), "
+                "which stays",
+                target,
+                source.version,
+            )
+            return "superseded"
+        log.info(
+            "FAQ index %s (embedder %s) active in place of %s after %.1f s",
+            target,
+            serving,
+            source.version,
+            time.perf_counter() - t0,
+        )
+        return outcome
 
     # -- plumbing ------------------------------------------------------------------------------------------
     async def _call(self, kind: str, method: str, *args: Any) -> Any:
@@ -461,7 +625,20 @@ class NluIngress:
         return await self._build(req), {}
 
     async def _build(self, req: IndexBuildRequest) -> Any:
-        rows = flatten_entries(req.entries)
+        return await self._build_rows(flatten_entries(req.entries), req.version, req.activate)
+
+    async def _build_rows(
+        self,
+        rows: list[IndexedQuestion],
+        version: str | None,
+        activate: bool,
+        *,
+        derived_from: str | None = None,
+        embedder: str | None = None,
+    ) -> IndexInfo:
+        """Embed the rows' texts in chunks, then have the retriever build (and optionally activate) `version`.
+        Every chunk must come from one embedder version (`embedder`, when given): a bundle swapped mid-build
+        would mix two vector spaces in one index."""
         texts = [r.text for r in rows]
         chunks = [texts[i : i + MAX_TEXTS] for i in range(0, len(texts), MAX_TEXTS)]
         gate = asyncio.Semaphore(8)
@@ -473,7 +650,7 @@ class NluIngress:
 
         replies = await asyncio.gather(*(embed(c) for c in chunks))
         versions = {r.version for r in replies}
-        if len(versions) != 1:
+        if len(versions) != 1 or (embedder is not None and versions != {embedder}):
             raise ServingError(
                 ErrorCode.MODEL_UNAVAILABLE, "embedder version changed during the build; retry"
             )
@@ -481,16 +658,16 @@ class NluIngress:
         vectors = np.concatenate([r.outputs for r in replies]).astype(np.float32)
         normalized = [t for r in replies for t in r.texts]
         try:
-            version = (
-                check_index_version(req.version) if req.version else default_version(rows, embedder_version)
-            )
+            version = check_index_version(version) if version else default_version(rows, embedder_version)
         except IndexStoreError as exc:
             raise ServingError(ErrorCode.INDEX_VERSION_INVALID) from exc
-        build_timeout = max(self._timeout, 3600.0)
-        return await asyncio.wait_for(
-            self.retriever.call("build", rows, vectors, normalized, version, embedder_version, req.activate),
-            build_timeout,
+        info: IndexInfo = await asyncio.wait_for(
+            self.retriever.call(
+                "build", rows, vectors, normalized, version, embedder_version, activate, derived_from
+            ),
+            max(self._timeout, INDEX_JOB_TIMEOUT_S),
         )
+        return info
 
     @app.post("/v1/indexes/{version}/activate")
     async def activate_index(self, version: str, request: Request) -> Response:
@@ -540,6 +717,7 @@ class NluIngress:
                 },  # fmt: skip
                 "index_version": retr["index_version"],
                 "bootstrap": self._bootstrap_state,
+                "index_reembed": self._reembed_state,
             }, {}
 
         return await self._handle("readyz", request, run)

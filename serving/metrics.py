@@ -102,6 +102,12 @@ class ServingMetrics:
                                           ("model",))  # fmt: skip
         self.embedder_mismatch = self._counter("xiaoke_serving_index_embedder_mismatch",
                                                "Searches whose index was built by another embedder")  # fmt: skip
+        self.index_reembeds = self._counter("xiaoke_serving_index_reembeds",
+                                            "Active FAQ index built by another embedder, resolved by this replica: "
+                                            "rebuilt (its questions re-embedded), reactivated (a version of the "
+                                            "same questions built by the serving embedder existed), superseded "
+                                            "(ACTIVE moved meanwhile; left alone), failed (retried)",
+                                            ("outcome",))  # fmt: skip
 
     def _mirror(self, kind: str, name: str, doc: str, labels: tuple[str, ...], **kw: Any) -> Any:
         if not self._cluster:

@@ -456,6 +456,7 @@ class RetrieverServer:
         version: str,
         embedder_version: str,
         activate: bool,
+        derived_from: str | None = None,
     ) -> IndexInfo:
         self._ensure_poller()
         if self._build_lock.locked():
@@ -472,6 +473,7 @@ class RetrieverServer:
                     version=version,
                     embedder_version=embedder_version,
                     segmenter=self.segmenter,
+                    derived_from=derived_from,
                 )
                 await asyncio.to_thread(self.store.save, index)
             except IndexStoreError as exc:
@@ -481,24 +483,17 @@ class RetrieverServer:
             return await self.activate(version)
         return index.info
 
-    def _built_by(self, version: str) -> str:
-        """The embedder version that built an index version (its info.json: no vectors, no FAISS read)."""
-        if not self.store.exists(version):
-            raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
-        try:
-            raw = (self.store.path(version) / "info.json").read_text(encoding="utf-8")
-            return IndexInfo.model_validate_json(raw).embedder_version
-        except (OSError, ValueError) as exc:
-            raise IndexStoreError("INDEX_CORRUPT", f"index {version}: info.json cannot be read") from exc
-
-    async def activate(self, version: str, embedder_version: str | None = None) -> IndexInfo:
+    async def activate(
+        self, version: str, embedder_version: str | None = None, if_active: str | None = None
+    ) -> IndexInfo:
         """Activate (or roll back to) `version`. With `embedder_version` (the embedder serving queries now), a
         version built by another embedder is refused (INDEX_EMBEDDER_MISMATCH): its dense scores would be
-        meaningless for these queries."""
+        meaningless for these queries. With `if_active`: only while ACTIVE still names that version (else
+        INDEX_ACTIVE_MOVED; the ingress's re-embedding never overwrites a publish that landed meanwhile)."""
         async with self._sync_lock:
             try:
                 if embedder_version is not None:
-                    built_by = await asyncio.to_thread(self._built_by, version)
+                    built_by = (await asyncio.to_thread(self.store.info, version)).embedder_version
                     if built_by != embedder_version:
                         raise ServingError(
                             ErrorCode.INDEX_EMBEDDER_MISMATCH,
@@ -506,7 +501,7 @@ class RetrieverServer:
                         )
                 # load before the pointer moves: a version this replica cannot serve is never activated
                 new = None if version == self.active_version else await asyncio.to_thread(self._load, version)
-                await asyncio.to_thread(self.store.activate, version)
+                await asyncio.to_thread(self.store.activate, version, if_active=if_active)
             except IndexStoreError as exc:
                 raise ServingError(ErrorCode(exc.code), exc.message) from exc
             if new is not None:

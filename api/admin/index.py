@@ -3,7 +3,8 @@
 The KB entries come from the enabled FAQs in the database (the source of truth); serving embeds them and
 swaps every retriever replica to the new version atomically. Each version published from the console is
 recorded with the KB revision it was built from, so the console can show whether the KB changed since
-the live index ("stale").
+the live index ("stale"). A version serving made by re-embedding a published one after an embedder change
+(`IndexInfo.derived_from`) carries the KB revision of the version it was made from.
 """
 
 from __future__ import annotations
@@ -94,6 +95,15 @@ async def publish(services: Services, actor: str) -> PublishOut:
     )
 
 
+def _kb_revision(revisions: dict[str, int], info: IndexInfo) -> int | None:
+    """The KB revision a version was built from: its own publish record, or (re-embedded by serving after an
+    embedder change: the same questions) that of the version it was derived from."""
+    revision = revisions.get(info.version)
+    if revision is None and info.derived_from:
+        revision = revisions.get(info.derived_from)
+    return revision
+
+
 def _builds(services: Services) -> tuple[dict[str, int], int]:
     with services.session_factory() as db:
         revisions: dict[str, int] = {
@@ -119,11 +129,12 @@ async def list_versions(services: Services) -> IndexListOut:
             build_seconds=v.build_seconds,
             embedder_version=v.embedder_version,
             recall_at_10=v.recall_at_10,
-            kb_revision=revisions.get(v.version),
+            kb_revision=_kb_revision(revisions, v),
         )
         for v in sorted(listing.versions, key=lambda v: v.created_at, reverse=True)
     ]
-    live_revision = revisions.get(listing.active) if listing.active else None
+    live = next((v for v in listing.versions if v.version == listing.active), None)
+    live_revision = _kb_revision(revisions, live) if live is not None else None
     return IndexListOut(
         live_version=listing.active,
         versions=versions,
@@ -144,7 +155,13 @@ async def activate(services: Services, version: str, actor: str) -> IndexVersion
     def audit() -> int | None:
         with services.session_factory() as db, db.begin():
             add_audit(db, actor, "index.activate", version)
-            return db.scalar(select(KbIndexBuild.kb_revision).where(KbIndexBuild.version == version))
+            recorded = [v for v in (info.version, info.derived_from) if v]
+            rows = db.execute(
+                select(KbIndexBuild.version, KbIndexBuild.kb_revision).where(
+                    KbIndexBuild.version.in_(recorded)
+                )
+            )
+            return _kb_revision({str(v): int(r) for v, r in rows}, info)
 
     revision = await asyncio.to_thread(audit)
     return IndexVersionOut(

@@ -89,7 +89,9 @@ class IndexVersionOut(BaseModel):
     build_seconds: float
     embedder_version: str
     recall_at_10: float | None = None
-    kb_revision: int | None = None  # the KB revision it was built from (null: not published from here)
+    # the KB revision it was built from (null: not published from here); a version serving re-embedded after an
+    # embedder change carries the revision of the version it was made from
+    kb_revision: int | None = None
 
 
 class PublishOut(BaseModel):

@@ -19,10 +19,13 @@ half a version)::
 
 `indexes/ACTIVE` holds the active version; activation is an atomic rename of that pointer file. Every retriever
 replica polls the pointer, so activation (and rollback = activating an older version) reaches all replicas.
+Writers of the pointer hold `indexes/.ACTIVE.lock` (`StoreLock`, a `flock` every pod mounting the shared volume
+sees), so "activate X if ACTIVE still names Y" is one atomic step across replicas (`IndexStore.activate`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -49,7 +52,8 @@ _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class IndexStoreError(Exception):
-    """`code` is stable (INDEX_NOT_FOUND, INDEX_VERSION_INVALID, INDEX_EXISTS, INDEX_CORRUPT)."""
+    """`code` is stable (INDEX_NOT_FOUND, INDEX_VERSION_INVALID, INDEX_EXISTS, INDEX_CORRUPT,
+    INDEX_ACTIVE_MOVED)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -88,6 +92,13 @@ def default_version(rows: Sequence[IndexedQuestion], embedder_version: str) -> s
     for r in rows:
         h.update(f"{r.faq_id}\t{r.text}\n".encode())
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{h.hexdigest()[:8]}"
+
+
+def derived_version(source: str, embedder_version: str) -> str:
+    """The version name of `source`'s questions re-embedded by `embedder_version`. The same on every replica: two
+    replicas that both re-embed write one version (the second one's save finds it: INDEX_EXISTS)."""
+    digest = hashlib.sha256(f"{source}\n{embedder_version}".encode()).hexdigest()[:8]
+    return check_index_version(f"{source[:50]}-re{digest}")
 
 
 def check_index_version(version: str) -> str:
@@ -155,8 +166,10 @@ class FaqIndex:
         segmenter: JiebaSegmenter | None = None,
         dense_config: DenseBuildConfig | None = None,
         fusion: FusionConfig | None = None,
+        derived_from: str | None = None,
     ) -> FaqIndex:
-        """`vectors[i]` and `normalized_texts[i]` belong to `rows[i]` (texts normalized like queries are)."""
+        """`vectors[i]` and `normalized_texts[i]` belong to `rows[i]` (texts normalized like queries are).
+        `derived_from`: the version whose questions these are, re-embedded (`IndexInfo.derived_from`)."""
         if not rows:
             raise ValueError("cannot build an empty index")
         if len(rows) != len(normalized_texts) or len(rows) != len(vectors):
@@ -175,6 +188,7 @@ class FaqIndex:
             build_seconds=round(time.perf_counter() - t0, 3),
             created_at=datetime.now(UTC).isoformat(),
             embedder_version=embedder_version,
+            derived_from=derived_from,
         )
         return cls(rows, tokens, x, dense, info, segmenter=seg, fusion=fusion, normalized=normalized_texts)
 
@@ -247,15 +261,7 @@ class FaqIndex:
     ) -> FaqIndex:
         try:
             info = IndexInfo.model_validate_json((directory / "info.json").read_text(encoding="utf-8"))
-            rows: list[IndexedQuestion] = []
-            tokens: list[list[str]] = []
-            normalized: list[str] = []
-            with (directory / "questions.jsonl").open(encoding="utf-8") as f:
-                for line in f:
-                    rec = json.loads(line)
-                    rows.append(IndexedQuestion(rec["faq_id"], rec["question"], rec["text"]))
-                    tokens.append(list(rec["tokens"]))
-                    normalized.append(str(rec.get("normalized", rec["text"])))  # older versions: as written
+            rows, tokens, normalized = _read_questions(directory)
             vectors = np.load(directory / "vectors.npy", mmap_mode="r")
             dense = DenseIndex.load(directory)
             return cls(
@@ -263,6 +269,20 @@ class FaqIndex:
             )
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:  # faiss raises RuntimeError
             raise IndexStoreError("INDEX_CORRUPT", f"index at {directory} cannot be loaded") from exc
+
+
+def _read_questions(directory: Path) -> tuple[list[IndexedQuestion], list[list[str]], list[str]]:
+    """questions.jsonl: the rows, their jieba tokens and their normalized texts."""
+    rows: list[IndexedQuestion] = []
+    tokens: list[list[str]] = []
+    normalized: list[str] = []
+    with (directory / "questions.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            rows.append(IndexedQuestion(rec["faq_id"], rec["question"], rec["text"]))
+            tokens.append(list(rec["tokens"]))
+            normalized.append(str(rec.get("normalized", rec["text"])))  # older versions: as written
+    return rows, tokens, normalized
 
 
 def _top_positive(scores: np.ndarray, k: int) -> np.ndarray:
@@ -279,6 +299,45 @@ def faq_keyword_scores(question_level: np.ndarray, faq_level: np.ndarray) -> np.
     return np.maximum(np.asarray(question_level, np.float64), np.asarray(faq_level, np.float64))
 
 
+class StoreLock:
+    """An exclusive `flock` on `path`, a file in the index store. The store is the volume every serving pod
+    mounts (ReadWriteMany: CephFS supports flock, Linux NFS clients map it to NFS byte-range locks), so the lock
+    holds across replicas and pods; it is dropped when its holder dies (the kernel; on NFS the server's lease),
+    so no stale lock outlives a crash. Two descriptors of one process exclude each other too (local
+    filesystems). The file itself stays (removing it would race)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, *, wait: bool = False) -> bool:
+        """Take the lock; without `wait`, False at once when another holder has it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor drops the lock
+
+    def __enter__(self) -> StoreLock:
+        self.acquire(wait=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class IndexStore:
     """`<root>/<version>/` index directories plus the `<root>/ACTIVE` pointer."""
 
@@ -290,6 +349,29 @@ class IndexStore:
 
     def exists(self, version: str) -> bool:
         return (self.path(version) / "info.json").is_file()
+
+    def lock(self, name: str) -> StoreLock:
+        """`<root>/.<name>.lock` (a dot name: never a version, which cannot start with a dot)."""
+        return StoreLock(self.root / f".{name}.lock")
+
+    def info(self, version: str) -> IndexInfo:
+        """One version's info.json (no vectors, no FAISS read); `active` is not set."""
+        path = self.path(version) / "info.json"
+        try:
+            return IndexInfo.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist") from exc
+        except (OSError, ValueError) as exc:
+            raise IndexStoreError("INDEX_CORRUPT", f"index {version}: info.json cannot be read") from exc
+
+    def rows(self, version: str) -> list[IndexedQuestion]:
+        """The questions a version indexes (faq_id, standard question, text as written), in index order."""
+        if not self.exists(version):
+            raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
+        try:
+            return _read_questions(self.path(version))[0]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexStoreError("INDEX_CORRUPT", f"index {version}: questions cannot be read") from exc
 
     def versions(self) -> list[IndexInfo]:
         if not self.root.is_dir():
@@ -313,10 +395,15 @@ class IndexStore:
             return None
         return version or None
 
-    def activate(self, version: str) -> None:
+    def activate(self, version: str, *, if_active: str | None = None) -> None:
+        """Point ACTIVE at `version`. With `if_active`: only if ACTIVE still names that version, checked and
+        written under the ACTIVE lock (every writer takes it), else INDEX_ACTIVE_MOVED and nothing changes."""
         if not self.exists(version):
             raise IndexStoreError("INDEX_NOT_FOUND", f"index version {version} does not exist")
-        write_pointer(self.root / ACTIVE_POINTER, version)
+        with self.lock(ACTIVE_POINTER):
+            if if_active is not None and (current := self.active()) != if_active:
+                raise IndexStoreError("INDEX_ACTIVE_MOVED", f"ACTIVE is {current}, not {if_active}")
+            write_pointer(self.root / ACTIVE_POINTER, version)
 
     def save(self, index: FaqIndex) -> Path:
         dest = self.path(index.version)

@@ -3,6 +3,7 @@ bundles, real ORT sessions, real FAISS + BM25; both topologies; routes called th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -11,12 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bundle_edits import publish_permuted_intent, tamper  # tests/integration/serving (not a package)
+from bundle_edits import (  # tests/integration/serving (not a package)
+    publish_embedder_copy,
+    publish_permuted_intent,
+    tamper,
+)
 from ray import serve
 
+from bundle.contracts import IndexBuildRequest
 from bundle.manifest import BundleKind
 from bundle.store import ModelStore, read_manifest
 from serving.app import build_app
+from serving.ingress import NluIngress
+from serving.retrieval import IndexStore
 from serving.settings import ServingArgs
 
 
@@ -215,6 +223,124 @@ def test_bootstrap_rebuilds_its_index_when_the_embedder_changed(
     ready = _json(r)
     assert ready["bootstrap"] == "done" and ready["index_version"].startswith("demo-")
     assert ready["index_version"] != stale  # rebuilt with the embedder serving now
+
+
+def _wait_ready(h: Any, done: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        r = _call(h, "readyz", make_request("GET", "/readyz"))
+        if r.status_code == 200 and done(_json(r)):
+            return dict(_json(r))
+        assert time.monotonic() < deadline, r.body
+        time.sleep(0.1)
+
+
+def _reembeds(h: Any, outcome: str) -> float:
+    metrics = _call(h, "metrics_route").body.decode()
+    series = f'xiaoke_serving_index_reembeds_total{{outcome="{outcome}"}} '
+    return next((float(x.split()[-1]) for x in metrics.splitlines() if x.startswith(series)), 0.0)
+
+
+def test_an_embedder_change_re_embeds_the_published_index_and_a_rollback_reactivates_it(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    """A new embedder pinned in place left the index the API had published built by the old one: retrieval
+    stayed keyword-only until someone republished from the console. Now the ingress re-embeds the active index's
+    own questions by itself, and pinning the old embedder back reactivates the index that embedder built."""
+    emb2 = publish_embedder_copy(store, tmp_path)
+    h = _run(store, tmp_path, bootstrap=False)
+    r = _call(h, "build_index", make_request("POST", "/v1/indexes", {"entries": KB, "version": "kb-1"}))
+    assert r.status_code == 201 and _json(r)["embedder_version"] == "tiny-1"
+
+    _call(h, "reconfigure", {"models": {"embedder": {"bundle_version": emb2}}})
+    ready = _wait_ready(h, lambda b: b["index_version"] != "kb-1")
+    derived = ready["index_version"]
+    listing = _json(_call(h, "list_indexes", make_request("GET", "/v1/indexes")))
+    info = next(v for v in listing["versions"] if v["version"] == derived)
+    assert (
+        listing["active"] == derived and info["embedder_version"] == emb2 and info["derived_from"] == "kb-1"
+    )
+    indexes = IndexStore(store / "indexes")
+    assert indexes.rows(derived) == indexes.rows("kb-1")  # the same faq_ids and questions
+    body = _json(_call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["我要退货"]})))
+    assert body["index_version"] == derived and body["model_versions"]["embedder"] == emb2
+    assert body["results"][0]["candidates"][0]["dense_score"] > 0.5  # dense evidence again, not keyword only
+    assert _reembeds(h, "rebuilt") == 1
+
+    # rollback of the embedder: kb-1 (built by tiny-1) is still there and becomes active again; nothing is built
+    _call(h, "reconfigure", {"models": {"embedder": {"bundle_version": "tiny-1"}}})
+    ready = _wait_ready(h, lambda b: b["index_version"] == "kb-1")
+    listing = _json(_call(h, "list_indexes", make_request("GET", "/v1/indexes")))
+    assert sorted(v["version"] for v in listing["versions"]) == sorted(["kb-1", derived])
+    assert _reembeds(h, "reactivated") == 1 and _reembeds(h, "rebuilt") == 1
+    body = _json(_call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["我要退货"]})))
+    assert body["index_version"] == "kb-1" and body["results"][0]["candidates"][0]["dense_score"] > 0.5
+    ready = _wait_ready(h, lambda b: b["index_reembed"] == "idle")
+
+
+def _ingress(store: Path, tmp_path: Path) -> Any:
+    """A fused ingress replica as a plain object (no Serve) over `store`. Its index watch runs once an hour:
+    these tests call `reembed_index` themselves."""
+    settings = ServingArgs(
+        model_store=store,
+        jieba_cache_dir=tmp_path / "jieba",
+        device="cpu",
+        bootstrap=False,
+        index_poll_s=3600,
+    ).settings()
+    ingress = object.__new__(NluIngress)
+    NluIngress.__mro__[1].__init__(
+        ingress, settings
+    )  # the class as written, before @serve.ingress wrapped it
+    return ingress
+
+
+async def test_a_publish_landing_during_the_re_embedding_stays_active(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    emb2 = publish_embedder_copy(store, tmp_path)
+    ingress = _ingress(store, tmp_path)
+    await ingress._build(IndexBuildRequest.model_validate({"entries": KB, "version": "kb-1"}))
+    await ingress.reconfigure({"models": {"embedder": {"bundle_version": emb2}}})
+    kb2 = {"entries": KB[:2], "version": "kb-2", "activate": False}  # the console's next publish (newer KB)
+    await ingress._build(IndexBuildRequest.model_validate(kb2))
+    retriever = ingress.retriever.target
+    build = retriever.build
+
+    async def build_then_publish(*args: Any) -> Any:
+        info = await build(*args)
+        await retriever.activate(
+            "kb-2", emb2
+        )  # the publish activates while the re-embedded copy is unactivated
+        return info
+
+    retriever.build = build_then_publish
+    assert await ingress.reembed_index() == "superseded"
+    indexes = IndexStore(store / "indexes")
+    assert indexes.active() == "kb-2" and retriever.active_version == "kb-2"  # the newer KB stays
+    assert await ingress.reembed_index() == "current"
+
+
+async def test_concurrent_checks_of_two_replicas_re_embed_once(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    emb2 = publish_embedder_copy(store, tmp_path)
+    replicas = [_ingress(store, tmp_path), _ingress(store, tmp_path)]
+    await replicas[0]._build(IndexBuildRequest.model_validate({"entries": KB, "version": "kb-1"}))
+    built: list[str] = []
+    for ingress in replicas:
+        await ingress.reconfigure({"models": {"embedder": {"bundle_version": emb2}}})
+        retriever = ingress.retriever.target
+
+        async def counted(*args: Any, build: Any = retriever.build) -> Any:
+            built.append(args[3])
+            return await build(*args)
+
+        retriever.build = counted
+    outcomes = await asyncio.gather(*(i.reembed_index() for i in replicas))
+    assert sorted(outcomes) == ["busy", "rebuilt"] and len(built) == 1
+    assert IndexStore(store / "indexes").active() == built[0]
+    assert [await i.reembed_index() for i in replicas] == ["current", "current"]
 
 
 def test_model_roll_and_shadow_via_user_config(local_serve: None, store: Path, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from serving.retrieval import (
     recall_at_k,
 )
 from serving.retrieval.dense import DenseIndexMeta
+from serving.retrieval.index import check_index_version, derived_version
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +223,35 @@ def test_index_store_versions_activate_and_rollback(segmenter: JiebaSegmenter, t
     with pytest.raises(IndexStoreError) as exc:
         store.path("../etc")
     assert exc.value.code == "INDEX_VERSION_INVALID"
-    assert not [p for p in (tmp_path / "indexes").iterdir() if p.name.startswith(".")]
+    leftovers = [p for p in (tmp_path / "indexes").iterdir() if p.name.startswith(".")]
+    assert [p.name for p in leftovers] == [".ACTIVE.lock"]  # the pointer's lock file stays; no temporary file
+
+
+def test_index_store_conditional_activation_and_lock(segmenter: JiebaSegmenter, tmp_path: Path) -> None:
+    """The ingress's re-embedding activates its version only while ACTIVE still names the index it replaces,
+    and one store lock keeps a second replica (another process, or another descriptor here) out."""
+    store = IndexStore(tmp_path / "indexes")
+    for version in ("v1", "v2", "v3"):
+        store.save(_toy_index(segmenter, version)[0])
+    store.activate("v1")
+    store.activate("v2", if_active="v1")
+    assert store.active() == "v2"
+    with pytest.raises(IndexStoreError) as exc:
+        store.activate("v3", if_active="v1")  # a publish moved ACTIVE to v2 meanwhile
+    assert exc.value.code == "INDEX_ACTIVE_MOVED" and store.active() == "v2"
+    assert store.rows("v3") == store.load("v3", segmenter=segmenter).rows and store.info("v3").version == "v3"
+
+    first, second = store.lock("reembed"), store.lock("reembed")
+    assert first.acquire() and not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+
+
+def test_derived_versions_are_valid_and_the_same_on_every_replica() -> None:
+    long = "a" * 64
+    assert derived_version(long, "emb-2") == derived_version(long, "emb-2") != derived_version(long, "emb-3")
+    assert check_index_version(derived_version(long, "emb-2")).startswith("a" * 50 + "-re")
 
 
 def test_index_store_save_race_reports_exists(segmenter: JiebaSegmenter, tmp_path: Path) -> None:

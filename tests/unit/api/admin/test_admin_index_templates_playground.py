@@ -77,6 +77,34 @@ async def test_publish_list_and_rollback(console) -> None:  # type: ignore[no-un
     assert actions == ["index.publish", "index.publish", "index.activate"]
 
 
+async def test_a_version_serving_re_embedded_carries_its_sources_kb_revision(console) -> None:  # type: ignore[no-untyped-def]
+    """After an embedder change serving re-embeds the live index's own questions into a new version
+    (`derived_from`): the console showed it with an unknown KB revision, i.e. stale, though the KB had not moved."""
+    c, h, fake = console.client, console.admin, console.fake
+    v1 = (await c.post(f"{INDEX}/publish", headers=h)).json()
+    derived = fake.indexes[v1["version"]].model_copy(
+        update={
+            "version": "derived-1",
+            "embedder_version": "fake-2",
+            "derived_from": v1["version"],
+            "created_at": "2026-01-02T00:00:00Z",
+        }
+    )
+    fake.indexes["derived-1"], fake.active_index = derived, "derived-1"  # what serving did by itself
+
+    listing = (await c.get(INDEX, headers=h)).json()
+    assert listing["live_version"] == "derived-1" and listing["stale"] is False
+    assert listing["live_kb_revision"] == listing["kb_revision"] == v1["kb_revision"]
+    assert [v["kb_revision"] for v in listing["versions"]] == [v1["kb_revision"], v1["kb_revision"]]
+    assert (await c.post(f"{INDEX}/{v1['version']}/activate", headers=h)).status_code == 200
+    back = await c.post(f"{INDEX}/derived-1/activate", headers=h)
+    assert back.status_code == 200 and back.json()["kb_revision"] == v1["kb_revision"]
+
+    # a KB change makes it stale like any live index
+    assert (await c.put("/api/v1/admin/faqs/faq-002", json={"enabled": False}, headers=h)).status_code == 200
+    assert (await c.get(INDEX, headers=h)).json()["stale"] is True
+
+
 async def test_index_endpoints_report_serving_down_with_a_stable_code(console) -> None:  # type: ignore[no-untyped-def]
     c, h = console.client, console.admin
     console.fake.fail_with = 503
