@@ -135,8 +135,8 @@ async def build_services(
     journal: Journal
     events: EventBus
     limiter: RateLimiter
-    if settings.redis_url is not None:
-        redis = make_redis(settings.redis_url.get_secret_value())
+    if settings.redis_dsn is not None:
+        redis = make_redis(settings.redis_dsn)
         sessions = RedisSessionStore(
             redis,
             prefix=settings.redis_prefix,

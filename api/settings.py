@@ -3,23 +3,100 @@
 Embedded defaults (no environment): SQLite at ``$XIAOKE_DATA_DIR/xiaoke.db``, in-process session store,
 inference server at http://127.0.0.1:8001. Production sets ``API_DATABASE_URL``, ``API_REDIS_URL`` and
 ``API_SERVING_URL`` and must set real secrets: the validator refuses the development defaults.
+
+Secrets (every ``SecretStr`` setting) come from the environment (``API_SECRET_KEY=...``: Kubernetes
+``secretKeyRef``) or from a file named by ``<VAR>_FILE`` (``API_SECRET_KEY_FILE=/run/secrets/api_secret_key``:
+docker compose ``secrets:``, Kubernetes Secret volumes), never both. The passwords of MySQL and Redis may stay
+out of the URLs: ``API_DATABASE_PASSWORD`` / ``API_REDIS_PASSWORD`` (or their ``_FILE``) are put into
+``API_DATABASE_URL`` / ``API_REDIS_URL`` (which then carry none) when the connection is made.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "xiaoke-development-secret-key-change-me"
+FILE_SUFFIX = "_FILE"
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """``API_<NAME>_FILE=<path>``: the secret setting ``<name>`` read from that file (trailing newlines dropped).
+    Errors name the variable and the path, never the content."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads every secret field at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = str(self.settings_cls.model_config.get("env_prefix", "")).upper()
+        env = {key.upper(): value for key, value in os.environ.items()}
+        out: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            var = f"{prefix}{name.upper()}"
+            path = env.get(var + FILE_SUFFIX)
+            if not _is_secret(field) or not path:
+                continue
+            if var in env:
+                raise SettingsError(f"{var} and {var}{FILE_SUFFIX} are both set: set one of them")
+            try:
+                value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise SettingsError(f"{var}{FILE_SUFFIX}: cannot read {path}: {reason}") from None
+            if not value:
+                raise SettingsError(f"{var}{FILE_SUFFIX}: {path} is empty")
+            out[name] = value
+        return out
+
+
+def _redis_url_with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="API_", extra="ignore", env_file=None, populate_by_name=True)
+    # hide_input_in_errors: a refused setting's error must not print the raw inputs (the secrets among them)
+    model_config = SettingsConfigDict(
+        env_prefix="API_", extra="ignore", env_file=None, populate_by_name=True, hide_input_in_errors=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     env: Literal["development", "test", "staging", "production"] = "development"
     host: str = "127.0.0.1"
@@ -36,11 +113,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=REPO_ROOT / "var", validation_alias=AliasChoices("XIAOKE_DATA_DIR", "API_DATA_DIR")
     )
-    # None -> embedded SQLite under data_dir. Production: mysql+pymysql://user:pw@host/db?charset=utf8mb4
+    # None -> embedded SQLite under data_dir. Production: mysql+pymysql://user@host/db?charset=utf8mb4 plus
+    # database_password, or the password inside the URL (mysql+pymysql://user:pw@host/...)
     database_url: SecretStr | None = None
+    database_password: SecretStr | None = None
     database_pool_size: int = Field(default=10, ge=1)
     # None -> in-process session store, in-process durable queue, in-memory rate limits.
+    # redis://host:6379/0 plus redis_password, or redis://:pw@host:6379/0
     redis_url: SecretStr | None = None
+    redis_password: SecretStr | None = None
     redis_prefix: str = "xiaoke:"
 
     serving_url: str = "http://127.0.0.1:8001"
@@ -127,11 +208,42 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_place_per_password(self) -> Settings:
+        for name, url, password in (
+            ("DATABASE", self.database_url, self.database_password),
+            ("REDIS", self.redis_url, self.redis_password),
+        ):
+            if password is None:
+                continue
+            if url is None:
+                raise ValueError(f"API_{name}_PASSWORD is set but API_{name}_URL is not")
+            if urlsplit(url.get_secret_value()).password is not None:
+                raise ValueError(
+                    f"API_{name}_URL carries a password and API_{name}_PASSWORD is set: keep one"
+                )
+        return self
+
     @property
     def database_dsn(self) -> str:
-        if self.database_url is not None:
-            return self.database_url.get_secret_value()
-        return f"sqlite:///{self.data_dir / 'xiaoke.db'}"
+        """SQLAlchemy URL with the password (secret: never log it)."""
+        if self.database_url is None:
+            return f"sqlite:///{self.data_dir / 'xiaoke.db'}"
+        url = self.database_url.get_secret_value()
+        if self.database_password is None:
+            return url
+        with_password = make_url(url).set(password=self.database_password.get_secret_value())
+        return with_password.render_as_string(hide_password=False)
+
+    @property
+    def redis_dsn(self) -> str | None:
+        """Redis URL with the password (secret: never log it); None -> embedded mode."""
+        if self.redis_url is None:
+            return None
+        url = self.redis_url.get_secret_value()
+        if self.redis_password is None:
+            return url
+        return _redis_url_with_password(url, self.redis_password.get_secret_value())
 
     @property
     def embedded(self) -> bool:

@@ -7,7 +7,8 @@ fixtures in deploy/fixtures/broken/):
   COPY source of every Dockerfile exists in the build context and is not excluded by .dockerignore; no source
   COPY comes before a stage's dependency install (`pip install ".[extra]"`, `npm ci`: dependency-layers);
 - docker-compose.yml against the compose-spec schema (check-jsonschema --builtin-schema vendor.compose-spec),
-  and the Ray object store of its serving containers capped to fit their shm_size (compose-ray-shm);
+  the Ray object store of its serving containers capped to fit their shm_size (compose-ray-shm), and no secret
+  in any container's environment or command line (compose-secrets: secrets are `secrets:` files);
 - `kubectl kustomize k8s/overlays/{cpu,gpu}` renders;
 - every rendered built-in resource against the Kubernetes JSON schemas shipped with kubernetes-validate
   (offline, strict: unknown fields are errors). Custom resources are NOT accepted as "validated" there:
@@ -15,7 +16,8 @@ fixtures in deploy/fixtures/broken/):
   a finding. RayService pod templates are also validated as Kubernetes PodTemplateSpecs, and its
   serveConfigV2 is parsed and checked against the serving contract (import path, deployments, Serve
   autoscaling, batching vs max_ongoing_requests, Ray version = the pyproject pin, GPU requests, replicas at
-  max_replicas fit on the worker groups at maxReplicas, every Ray pod's object store fits its /dev/shm),
+  max_replicas fit on the worker groups at maxReplicas, every Ray pod's object store fits its /dev/shm, every
+  worker group drains its node in preStop within terminationGracePeriodSeconds),
   against Ray Serve's ServeDeploySchema and the serving room's typed args/user_config models (when
   importable), and against serving/config/<profile>.yaml for drift;
 - PromQL of the PrometheusRule with `promtool check rules` plus the alert unit tests in
@@ -452,6 +454,82 @@ def check_compose_ray_shm(path: Path) -> Findings:
     return findings
 
 
+# A variable whose name says it holds a secret; `_FILE` / `_DIR` / `_PATH` variables hold where one is
+# (MYSQL_PASSWORD_FILE, XIAOKE_SECRETS_DIR).
+SECRET_NAME = re.compile(r"PASS(WORD|WD)?|SECRET|TOKEN|CREDENTIAL|PRIVATE|(^|_)(KEY|AUTH)$", re.I)
+SECRET_LOCATION = ("_FILE", "_DIR", "_PATH")
+# ${VAR}, ${VAR:-x}, $VAR (compose interpolation) and $$VAR / $${VAR} (the container's shell, so the variable
+# is in the container's environment). Upper case only: lower-case names are shell locals.
+VAR_REF = re.compile(r"\$\$?\{?([A-Z_][A-Z0-9_]*)")
+URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.I)
+SECRET_FLAG = re.compile(r"^--?[\w-]*(pass|secret|token|key)[\w-]*(=.*)?$", re.I)
+
+
+def _secret_var(name: str) -> bool:
+    return not name.upper().endswith(SECRET_LOCATION) and SECRET_NAME.search(name) is not None
+
+
+def _secret_refs(text: str) -> list[str]:
+    return sorted({m.group(1) for m in VAR_REF.finditer(text) if _secret_var(m.group(1))})
+
+
+def _url_password(text: str) -> bool:
+    """A URL with user:password@ in it, interpolations (${USER:-x}) counted as plain words."""
+    return URL_PASSWORD.search(re.sub(r"\$\{[^}]*\}", "X", text)) is not None
+
+
+def check_compose_secrets(path: Path) -> Findings:
+    """docker compose: no secret in a container's environment or command line. Environment values show in
+    `docker inspect` and /proc/<pid>/environ, arguments in `ps` too; secrets are top-level `secrets:` files,
+    mounted at /run/secrets/<name> and read by the program (API_*_FILE, MYSQL_*_PASSWORD_FILE, redis' config on
+    stdin). Findings: an `environment` variable named like a secret (not *_FILE), an environment value or a
+    command / entrypoint / healthcheck that references one ($VAR, ${VAR}, $$VAR) or carries a URL password,
+    a secret-named flag with a value in a command (`--requirepass VALUE`), and `env_file` (a whole file of
+    values put into the environment, unchecked)."""
+    compose = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    findings: Findings = []
+    for name, svc in (compose.get("services") or {}).items():
+        where = f"{path.name}: service {name}"
+        if svc.get("env_file"):
+            findings.append(
+                f"{where}: env_file puts a whole file into the environment: use `environment` + `secrets:`"
+            )
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+        for var, value in env.items():
+            text = "" if value is None else str(value)
+            if _secret_var(str(var)):
+                findings.append(
+                    f"{where}: environment {var}: a secret as an environment variable: use a `secrets:` file"
+                )
+            refs = _secret_refs(text)
+            if refs:
+                findings.append(f"{where}: environment {var} references {', '.join(refs)}")
+            if _url_password(text):
+                findings.append(f"{where}: environment {var}: a URL with a password")
+        health = svc.get("healthcheck") or {}
+        for key, cmd in (("command", svc.get("command")), ("entrypoint", svc.get("entrypoint")),
+                         ("healthcheck", health.get("test"))):  # fmt: skip
+            if cmd is None:
+                continue
+            # words, also inside `sh -c "script"` arguments
+            args = [w for a in (cmd if isinstance(cmd, list) else [cmd]) for w in str(a).split()]
+            text = " ".join(args)
+            refs = _secret_refs(text)
+            if refs:
+                findings.append(f"{where}: {key} references {', '.join(refs)}")
+            if _url_password(text):
+                findings.append(f"{where}: {key}: a URL with a password")
+            for i, arg in enumerate(args):
+                flag = SECRET_FLAG.match(arg)
+                if flag and (flag.group(2) or (i + 1 < len(args) and not args[i + 1].startswith("-"))):
+                    findings.append(
+                        f"{where}: {key}: {arg.split('=', 1)[0]} with a value on the command line (`ps`)"
+                    )
+    return findings
+
+
 # deployment, (min, max) replicas, CPUs and GPUs per replica
 Demand = list[tuple[str, tuple[int, int], float, float]]
 
@@ -689,6 +767,57 @@ def check_serve_schema(rayservice: dict[str, Any]) -> Findings:
     return findings
 
 
+@functools.cache
+def _worker_prestop() -> Any:
+    """deploy/ray_worker_prestop.py as a module: its deadline default and the margin it needs after it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ray_worker_prestop", ROOT / "deploy" / "ray_worker_prestop.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_ray_worker_drain(rayservice: dict[str, Any]) -> Findings:
+    """Every worker group's preStop drains its Ray node (deploy/ray_worker_prestop.py: Serve moves the node's
+    replicas away and their in-flight requests finish) before `ray stop`, and the pod's
+    terminationGracePeriodSeconds (default 30) covers the drain deadline plus `ray stop` (MARGIN_S): else the
+    kubelet SIGKILLs the pod mid-drain. A bare `ray stop` kills the replicas with requests in flight."""
+    hook = _worker_prestop()
+    where = _kind_name(rayservice)
+    cluster = (rayservice.get("spec") or {}).get("rayClusterConfig") or {}
+    findings: Findings = []
+    for i, group in enumerate(cluster.get("workerGroupSpecs") or []):
+        tag = f"{where}: workerGroupSpecs[{i}] ({group.get('groupName', '?')})"
+        template = group.get("template") or {}
+        containers = _containers(template)
+        pre_stop = ((containers[0].get("lifecycle") or {}).get("preStop") or {}) if containers else {}
+        command = [str(a) for a in (pre_stop.get("exec") or {}).get("command") or []]
+        if not any(a.endswith("/ray_worker_prestop.py") for a in command):
+            findings.append(
+                f"{tag}: preStop {command or pre_stop or 'missing'} does not drain the node: run "
+                "python /app/deploy/ray_worker_prestop.py (a bare `ray stop` cuts in-flight requests)"
+            )
+            continue
+        deadline: Any = hook.DEADLINE_S
+        if "--deadline-s" in command[:-1]:
+            deadline = command[command.index("--deadline-s") + 1]
+        if not str(deadline).isdigit():
+            findings.append(f"{tag}: preStop --deadline-s {deadline!r} is not a number of seconds")
+            continue
+        grace = (template.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        need = int(deadline) + hook.MARGIN_S
+        if not isinstance(grace, int) or grace < need:
+            findings.append(
+                f"{tag}: terminationGracePeriodSeconds {grace} < drain deadline {deadline} s + {hook.MARGIN_S} s "
+                f"for `ray stop` ({need}): the kubelet kills the pod mid-drain"
+            )
+    return findings
+
+
 def check_custom_resources(docs: Iterable[dict[str, Any]], version: str = K8S_VERSION) -> Findings:
     findings: Findings = []
     for doc in docs:
@@ -708,6 +837,7 @@ def check_custom_resources(docs: Iterable[dict[str, Any]], version: str = K8S_VE
                         group["template"], f"{where} workerGroupSpecs[{i}]", version
                     )
             findings += check_serve_config(doc)
+            findings += check_ray_worker_drain(doc)
     return findings
 
 
@@ -805,6 +935,13 @@ def run_all(root: Path = ROOT) -> list[Result]:
             "compose-ray-shm",
             "docker-compose.yml",
             lambda: check_compose_ray_shm(root / "docker-compose.yml"),
+        )
+    )
+    results.append(
+        _attempt(
+            "compose-secrets",
+            "docker-compose.yml",
+            lambda: check_compose_secrets(root / "docker-compose.yml"),
         )
     )
     for overlay in ("cpu", "gpu"):

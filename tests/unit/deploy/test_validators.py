@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,94 @@ def test_compose_object_store_check_fails_without_a_cap(tmp_path: Path) -> None:
     assert vd.check_compose_ray_shm(ROOT / "docker-compose.yml") == []
 
 
+def test_compose_secrets_check_fails_on_secrets_in_environment_and_argv() -> None:
+    """The fixture is the secret handling of docker-compose.yml before secrets became files: every way a secret
+    reached `docker inspect`, /proc/<pid>/environ or `ps` is a finding; the real compose file has none."""
+    fixture = BROKEN / "docker-compose.secrets.broken.yml"
+    assert vd.check_compose(fixture) == []  # the schema alone accepts all of it
+    text = _joined(vd.check_compose_secrets(fixture))
+    for needle in (
+        "service mysql: environment MYSQL_ROOT_PASSWORD: a secret as an environment variable",
+        "service mysql: environment MYSQL_PASSWORD references MYSQL_PASSWORD",
+        "service mysql: healthcheck references MYSQL_ROOT_PASSWORD",
+        "service redis: command: --requirepass with a value on the command line",
+        "service redis: command references REDIS_PASSWORD",
+        "service redis: environment REDISCLI_AUTH: a secret as an environment variable",
+        "service api: environment API_DATABASE_URL references MYSQL_PASSWORD",
+        "service api: environment API_REDIS_URL: a URL with a password",
+        "service api: environment API_SECRET_KEY: a secret as an environment variable",
+        "service api: environment API_ORDER_WEBHOOK_SECRET: a secret as an environment variable",
+        "service worker: env_file",
+        "service worker: command: --password with a value on the command line",
+        "service worker: command: a URL with a password",
+    ):
+        assert needle in text, needle
+    assert vd.check_compose_secrets(ROOT / "docker-compose.yml") == []
+
+
+def test_compose_secrets_check_allows_file_variables_and_shell_locals(tmp_path: Path) -> None:
+    compose = {
+        "services": {
+            "api": {
+                "image": "x",
+                "environment": [
+                    "API_SECRET_KEY_FILE=/run/secrets/api_secret_key",
+                    "API_DATABASE_URL=mysql://u@db/x",
+                ],
+                "command": [
+                    "sh",
+                    "-c",
+                    'pass="$$(cat /run/secrets/p)"; exec app --keepalive 5 - <<EOF\nx $$pass\nEOF',
+                ],
+            }
+        }
+    }
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(yaml.safe_dump(compose), encoding="utf-8")
+    assert vd.check_compose_secrets(path) == []
+    compose["services"]["api"]["environment"].append("API_BOOTSTRAP_ADMIN_PASSWORD=x")
+    path.write_text(yaml.safe_dump(compose), encoding="utf-8")
+    assert "API_BOOTSTRAP_ADMIN_PASSWORD: a secret as an environment variable" in _joined(
+        vd.check_compose_secrets(path)
+    )
+
+
+def _worker_group(doc: dict[str, Any]) -> dict[str, Any]:
+    group: dict[str, Any] = doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    return group
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_ray_worker_drain_check_fails_on_a_bare_ray_stop_or_a_short_grace_period(
+    rendered: dict[str, Any], overlay: str
+) -> None:
+    """The worker preStop was `ray stop` in the default 30 s grace period: replicas died with requests in
+    flight. It must drain (deploy/ray_worker_prestop.py) and the grace period must cover the drain deadline
+    plus `ray stop`."""
+    real = one(rendered[overlay], "RayService")
+    assert vd.check_ray_worker_drain(real) == []
+    margin = vd._worker_prestop().MARGIN_S
+
+    doc = copy.deepcopy(real)
+    spec = _worker_group(doc)["template"]["spec"]
+    spec["containers"][0]["lifecycle"]["preStop"] = {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}
+    del spec["terminationGracePeriodSeconds"]
+    assert "does not drain the node" in _joined(vd.check_ray_worker_drain(doc))
+
+    doc = copy.deepcopy(real)
+    del _worker_group(doc)["template"]["spec"]["terminationGracePeriodSeconds"]  # Kubernetes' default: 30 s
+    text = _joined(vd.check_ray_worker_drain(doc))
+    assert f"terminationGracePeriodSeconds 30 < drain deadline 60 s + {margin} s" in text
+
+    doc = copy.deepcopy(real)
+    command = _worker_group(doc)["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"][
+        "command"
+    ]
+    command[command.index("--deadline-s") + 1] = "80"  # 80 + margin > 90
+    assert "< drain deadline 80 s" in _joined(vd.check_ray_worker_drain(doc))
+    assert "< drain deadline 80 s" in _joined(vd.check_custom_resources([doc]))  # part of crd-schemas
+
+
 def test_servicemonitor_schema_fails_on_broken_servicemonitor() -> None:
     text = _joined(vd.check_custom_resources(vd.load_yaml_docs(BROKEN / "servicemonitor.broken.yaml")))
     assert "selector" in text and "30 seconds" in text
@@ -241,7 +330,7 @@ def test_compose_profiles_and_health_ordering() -> None:
     assert services["api"]["depends_on"]["migrations"]["condition"] == "service_completed_successfully"
     assert services["api"]["depends_on"]["mysql"]["condition"] == "service_healthy"
     assert services["migrations"]["command"] == ["migrate"]
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
     assert "--character-set-server=utf8mb4" in services["mysql"]["command"]
     assert {"models", "indexes"} <= set(compose["volumes"])
 
@@ -356,9 +445,12 @@ def test_secret_example_holds_no_real_secret() -> None:
     assert vd.check_kubernetes(docs) == []
     for value in docs[0]["stringData"].values():
         assert "CHANGE_ME" in value
+    # compose: .env is interpolated into the containers' environment, so it holds settings only; the secrets
+    # are files (scripts/compose_secrets.sh)
     env = (ROOT / ".env.example").read_text(encoding="utf-8")
-    for key in ("MYSQL_ROOT_PASSWORD", "MYSQL_PASSWORD", "REDIS_PASSWORD", "API_SECRET_KEY"):
-        assert f"{key}=CHANGE_ME" in env
+    keys = [ln.split("=", 1)[0].lstrip("# ") for ln in env.splitlines() if re.match(r"#? ?[A-Z_]+=", ln)]
+    assert "MYSQL_USER" in keys and "XIAOKE_SECRETS_DIR" in keys
+    assert [k for k in keys if vd._secret_var(k)] == []
 
 
 @needs_nginx
