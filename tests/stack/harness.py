@@ -52,6 +52,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """True once something accepts TCP connections on host:port."""
+    with socket.socket() as probe:
+        return probe.connect_ex((host, port)) == 0
+
+
 def wait_for(check: Callable[[], bool], timeout_s: float, what: str, proc: Proc | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

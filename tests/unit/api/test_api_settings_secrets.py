@@ -4,9 +4,7 @@ API_<NAME>_FILE (docker compose `secrets:`), passwords kept out of the URLs, nev
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from pydantic_settings import SettingsError
 from api.db.engine import make_engine
 from api.services import make_redis
 from api.settings import Settings
+from tests.stack.harness import free_port, listening, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = "k3y-from-a-file-0123456789abcdefghij"  # >= 32 characters
@@ -133,9 +132,7 @@ def private_redis(tmp_path: Path) -> Iterator[int]:
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     proc = subprocess.Popen(
         [exe, "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path
     )
@@ -143,11 +140,7 @@ def private_redis(tmp_path: Path) -> Iterator[int]:
     proc.stdin.write(f'port {port}\nbind 127.0.0.1\nsave ""\nrequirepass "{REDIS_PASSWORD}"\n'.encode())
     proc.stdin.close()
     try:
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for(lambda: listening(port), 10, "redis-server")
         yield port
     finally:
         proc.terminate()

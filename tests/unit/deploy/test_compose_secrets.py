@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from tests.stack.harness import free_port, listening, wait_for
 from tests.unit.deploy.common import ROOT
 
 GENERATOR = ROOT / "scripts" / "compose_secrets.sh"
@@ -105,9 +104,7 @@ def redis_command(tmp_path: Path) -> tuple[list[str], int, str]:
     shim.parent.mkdir()
     shim.write_text('#!/bin/sh\nexec "$@"\n', encoding="utf-8")
     shim.chmod(0o755)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     script = command[2].replace("$$", "$").replace("/run/secrets/", f"{tmp_path}/")
     script = script.replace(
         "redis-server ", f"redis-server --port {port} --bind 127.0.0.1 --dir {tmp_path} ", 1
@@ -124,11 +121,7 @@ def test_compose_redis_reads_its_password_from_the_secret_file_only(
     env = {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        wait_for(lambda: listening(port), 10, "redis-server")
         with pytest.raises(redis.exceptions.AuthenticationError):
             redis.Redis(port=port).ping()
         client = redis.Redis(port=port, password=password)
