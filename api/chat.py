@@ -70,6 +70,12 @@ class ChatService:
             self.s.metrics.rate_limited.labels(scope).inc()
             raise RateLimited(decision.retry_after_s)
 
+    async def limit_visitor_request(self, client_ip: str) -> None:
+        """Any other visitor request (history, event-stream opens, handoff, feedback, rating): a per-IP bucket of
+        its own with the chat turns' settings. Unlimited, one visitor could read the database, journal votes and
+        open streams as fast as they could send, and these must not eat into the visitor's chat turns either."""
+        await self._limit("visitor", client_ip, self.ip_bucket)
+
     async def turn(
         self,
         *,

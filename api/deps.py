@@ -6,6 +6,7 @@ thread pool on every request (measured: ~5 % of the API's CPU per chat turn).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -55,8 +56,28 @@ InferenceClientDep = Annotated[InferenceClient, Depends(get_inference_client)]
 DbDep = Annotated[Session, Depends(get_db)]
 
 
+IPV6_CLIENT_PREFIX = 64  # one subscriber's IPv6 network: every address in it is one client for the limits
+
+
+def client_key(host: str) -> str:
+    """The rate-limit identity of a client address: an IPv4 address as it is (IPv4-mapped IPv6 too), an IPv6
+    address as its /64. One IPv6 subscriber is routed a whole /64 (often more): keyed by full address, a visitor
+    got a fresh per-IP bucket (chat turns, logins) for every address they picked from it."""
+    if ":" not in host:
+        return host  # IPv4 (or a test client's name): the common case, no parsing per request
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an address: as given
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, IPV6_CLIENT_PREFIX), strict=False))
+    return host
+
+
 async def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_key(request.client.host) if request.client else "unknown"
 
 
 ClientIp = Annotated[str, Depends(client_ip)]

@@ -46,11 +46,27 @@ class JsonFormatter(logging.Formatter):
 _CHATTY_LOGGERS = ("httpx", "httpcore")
 
 
+class PathOnlyAccessLog(logging.Filter):
+    """uvicorn's access line carries the request path *with its query string*: search terms typed in the console
+    (``/admin/conversations?q=<a name, a phone number>``) would reach the logs at INFO. Keep the path only, as
+    the web tier's nginx log does (``$uri``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn.access: (client address, method, path with query, HTTP version, status)
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
 def configure_logging(level: str) -> None:
     root = logging.getLogger()
     chatty = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, PathOnlyAccessLog) for f in access.filters):
+        access.addFilter(PathOnlyAccessLog())
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler()

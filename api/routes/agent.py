@@ -20,7 +20,7 @@ from api.errors import RateLimited
 from api.handoff import AGENTS_TOPIC, HandoffService
 from api.ratelimit import Bucket
 from api.routes import public
-from api.routes.public import SSE_HEADERS, sse_stream
+from api.routes.public import sse_stream
 from api.services import Services
 
 router = APIRouter(prefix="/api/v1/admin", tags=["console"])
@@ -159,10 +159,10 @@ def principal_check(services: Services, claims: TokenClaims) -> Callable[[], Awa
 
 @router.get("/events", response_class=StreamingResponse)
 async def agent_events(request: Request, services: ServicesDep, user: CurrentAgent) -> StreamingResponse:
-    return StreamingResponse(
+    return public.open_stream(
+        services,
+        {("account", str(user.id)): public.SSE_MAX_STREAMS_PER_ACCOUNT},
         sse_stream(services, AGENTS_TOPIC, request, principal_check(services, request.state.claims)),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
     )
 
 

@@ -42,6 +42,14 @@ async def get_chat_service(services: ServicesDep) -> ChatService:
 ChatServiceDep = Annotated[ChatService, Depends(get_chat_service)]
 
 
+async def limit_visitor_request(chat: ChatServiceDep, ip: ClientIp) -> None:
+    await chat.limit_visitor_request(ip)
+
+
+# Every visitor route but the chat turn itself (limited in ChatService.turn): per client IP, before anything else.
+VisitorLimit = Depends(limit_visitor_request)
+
+
 @router.post("/chat", response_model=ChatResponse)
 async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip: ClientIp) -> Response:
     out = await chat.turn(
@@ -94,7 +102,7 @@ def _db_history(services: Services, session_id: str) -> list[HistoryMessage]:
         ]
 
 
-@router.get("/sessions/{session_id}/history", response_model=HistoryResponse)
+@router.get("/sessions/{session_id}/history", response_model=HistoryResponse, dependencies=[VisitorLimit])
 async def history(
     session_id: str, services: ServicesDep, store: SessionStoreDep, token: SessionToken
 ) -> HistoryResponse:
@@ -124,49 +132,67 @@ async def history(
     )
 
 
-@router.get("/sessions/{session_id}/events", response_class=StreamingResponse)
+@router.get("/sessions/{session_id}/events", response_class=StreamingResponse, dependencies=[VisitorLimit])
 async def events(
-    session_id: str, request: Request, services: ServicesDep, store: SessionStoreDep, token: SessionToken
+    session_id: str,
+    request: Request,
+    services: ServicesDep,
+    store: SessionStoreDep,
+    token: SessionToken,
+    ip: ClientIp,
 ) -> StreamingResponse:
     await load_authorized(store, session_id, token)
-    # Checked and taken with no await in between: concurrent opens cannot all pass the check.
-    if _open_streams.get(session_id, 0) >= SSE_MAX_STREAMS_PER_SESSION:
-        services.metrics.rate_limited.labels("events").inc()
-        raise RateLimited(SSE_KEEPALIVE_S)
-    _open_streams[session_id] = _open_streams.get(session_id, 0) + 1
-    return _SessionStreamResponse(
-        session_id,
+    return open_stream(
+        services,
+        {("session", session_id): SSE_MAX_STREAMS_PER_SESSION, ("ip", ip): SSE_MAX_STREAMS_PER_IP},
         # ends when the session expires (30 min without a turn): the widget's reconnect then finds it gone and
         # says so, instead of an open tab holding a stream (a pub/sub connection) for a conversation that is over
         sse_stream(services, session_topic(session_id), request, lambda: store.exists(session_id)),
-        media_type="text/event-stream",
-        headers=SSE_HEADERS,
     )
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-# Open visitor event streams per session in this process: each holds a subscription (a Redis pub/sub connection
-# in production) for as long as the client likes, so one session token must not be able to open any number.
+# Open event streams in this process, per session and per client IP (visitors) or per account (console): each
+# holds a subscription (a Redis pub/sub connection in production) for as long as the client likes, so neither one
+# session token, nor one address (with as many sessions as its chat budget creates), nor one console account may
+# open any number.
 SSE_MAX_STREAMS_PER_SESSION = 5  # a few browser tabs share one session (localStorage)
-_open_streams: dict[str, int] = {}
+SSE_MAX_STREAMS_PER_IP = 100  # visitors behind one NAT each hold one per open tab
+SSE_MAX_STREAMS_PER_ACCOUNT = 10  # a console tab each
+_open_streams: dict[tuple[str, str], int] = {}
 
 
-class _SessionStreamResponse(StreamingResponse):
-    """Gives the session's stream slot back however the response ends (done, disconnect, cancelled)."""
+def open_stream(
+    services: Services, caps: dict[tuple[str, str], int], stream: AsyncIterator[str]
+) -> StreamingResponse:
+    """The event-stream response, holding one slot of each key in ``caps`` until it ends; a key at its cap → 429
+    ``RATE_LIMITED`` (Retry-After: the keep-alive interval, by which a dead stream has been noticed and freed)."""
+    # Checked and taken with no await in between: concurrent opens cannot all pass the check.
+    if any(_open_streams.get(key, 0) >= cap for key, cap in caps.items()):
+        services.metrics.rate_limited.labels("events").inc()
+        raise RateLimited(SSE_KEEPALIVE_S)
+    for key in caps:
+        _open_streams[key] = _open_streams.get(key, 0) + 1
+    return _SlotStreamResponse(tuple(caps), stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
-    def __init__(self, session_id: str, *args: Any, **kwargs: Any) -> None:
+
+class _SlotStreamResponse(StreamingResponse):
+    """Gives the stream's slots back however the response ends (done, disconnect, cancelled)."""
+
+    def __init__(self, slots: tuple[tuple[str, str], ...], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.session_id = session_id
+        self.slots = slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            left = _open_streams.get(self.session_id, 1) - 1
-            if left > 0:
-                _open_streams[self.session_id] = left
-            else:
-                _open_streams.pop(self.session_id, None)
+            for slot in self.slots:
+                left = _open_streams.get(slot, 1) - 1
+                if left > 0:
+                    _open_streams[slot] = left
+                else:
+                    _open_streams.pop(slot, None)
 
 
 async def sse_stream(
@@ -191,13 +217,13 @@ async def sse_stream(
             yield f"event: {event['event']}\ndata: {json.dumps(event['data'], ensure_ascii=False)}\n\n"
 
 
-@router.post("/sessions/{session_id}/handoff", response_model=HandoffResponse)
+@router.post("/sessions/{session_id}/handoff", response_model=HandoffResponse, dependencies=[VisitorLimit])
 async def handoff(session_id: str, chat: ChatServiceDep, token: SessionToken) -> HandoffResponse:
     status, ticket_id = await chat.request_handoff(session_id, token)
     return HandoffResponse(status=status, ticket_id=ticket_id)  # type: ignore[arg-type]
 
 
-@router.post("/feedback", status_code=204, response_class=Response)
+@router.post("/feedback", status_code=204, response_class=Response, dependencies=[VisitorLimit])
 async def feedback(body: FeedbackRequest, chat: ChatServiceDep, token: SessionToken) -> Response:
     await chat.feedback(
         message_id=body.message_id,
@@ -209,7 +235,9 @@ async def feedback(body: FeedbackRequest, chat: ChatServiceDep, token: SessionTo
     return Response(status_code=204)
 
 
-@router.post("/sessions/{session_id}/rating", status_code=204, response_class=Response)
+@router.post(
+    "/sessions/{session_id}/rating", status_code=204, response_class=Response, dependencies=[VisitorLimit]
+)
 async def rating(
     session_id: str, body: RatingRequest, chat: ChatServiceDep, store: SessionStoreDep, token: SessionToken
 ) -> Response:

@@ -20,6 +20,7 @@ from api.errors import AppError, Conflict, ErrorCode, NotFound
 router = APIRouter(prefix="/api/v1/admin/users", tags=["users"])
 # the id column's range (MySQL INT): a larger id is a 422, not a 500 (SQLite overflows past 2**63)
 UserId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+USERNAME_MAX = 64  # the column's length
 
 
 class UserOut(BaseModel):
@@ -35,9 +36,17 @@ class UserList(BaseModel):
 
 
 class UserCreate(BaseModel):
-    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    username: str = Field(min_length=3, max_length=USERNAME_MAX, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=8, max_length=256)
     role: Literal["admin", "agent"] = "agent"
+
+
+def deleted_username(username: str, user_id: int) -> str:
+    """The name a deactivated account keeps: frees its name for a new account and stays unique. The suffix (with
+    the unique id) is kept whole and the name shortened instead: cutting the suffix of a long name left a 64-char
+    name unchanged (never freed) and made two 60-char names collide (a 500 on the second delete)."""
+    suffix = f"#deleted-{user_id}"
+    return username[: USERNAME_MAX - len(suffix)] + suffix
 
 
 def _out(u: AdminUser) -> UserOut:
@@ -87,7 +96,7 @@ async def delete_user(user_id: UserId, services: ServicesDep, admin: CurrentAdmi
             # Deactivate rather than delete: tickets and the audit log keep pointing at the account, and
             # every token of the account stops working at once (checked on each request).
             user.active = False
-            user.username = f"{user.username}#deleted-{user.id}"[:64]
+            user.username = deleted_username(user.username, user.id)
             add_audit(db, admin.username, "user.delete", str(user_id), None)
             db.commit()
 

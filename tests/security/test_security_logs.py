@@ -142,3 +142,42 @@ async def test_error_responses_carry_no_internals(world: World, fake_nlu: Any) -
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "request_id"}, body
         for needle in ("Traceback", 'File "', "Exception", "sqlalchemy", "zipfile", "/work/"):
             assert needle not in r.text, (needle, r.text)
+
+
+async def test_access_log_has_no_query_strings(tmp_path: Any, fake_nlu: Any, log_sink: io.StringIO) -> None:
+    """uvicorn's access line logged the path with its query string at INFO: a phone number an agent searched the
+    conversations for (``?q=...``) reached the API's logs. A real uvicorn server on a loopback socket."""
+    import asyncio
+    import socket
+
+    import uvicorn
+    from security_world import make_settings
+
+    from api.main import create_app
+
+    app = create_app(make_settings(tmp_path), serving_transport=httpx.ASGITransport(app=fake_nlu))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            r = await c.post("/api/v1/admin/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+            bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            r = await c.get(f"/api/v1/admin/conversations?q={PHONE}&page=1", headers=bearer)
+            assert r.status_code == 200, r.text
+            r = await c.get(f"/api/v1/admin/faqs?q={EMAIL}", headers=bearer)
+            assert r.status_code == 200, r.text
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+        sock.close()
+    logged = log_sink.getvalue()
+    assert "GET /api/v1/admin/conversations HTTP/1.1" in logged, logged[
+        -2000:
+    ]  # the access line is still there
+    _assert_clean("uvicorn access log", logged)
