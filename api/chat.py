@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from api.db.models import Message
-from api.dialog.manager import Reply, degraded_reply
+from api.dialog.manager import Reply, declines_human, degraded_reply
 from api.dialog.state import Phase, ReplyType
 from api.errors import AppError, DependencyUnavailable, ErrorCode, RateLimited
 from api.handoff import HandoffService, message_record
@@ -22,6 +22,7 @@ from api.pii import mask_pii
 from api.ratelimit import Bucket
 from api.services import Services
 from api.sessions import Session, Turn, load_authorized, new_session
+from bundle.normalize import normalize
 
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 
@@ -128,6 +129,13 @@ class ChatService:
             if existing:
                 await self._limit("session", session_id, self.session_bucket)
             user_turn = Turn(role="user", text=masked, client_id=client_id)
+            withdrawn = None
+            if session.handoff.status == "waiting" and declines_human(normalize(masked)):
+                # "算了，不用了" while queued and no agent has taken the ticket: withdrawn, and the dialog
+                # acknowledges the no as it would a no to its own offer of a human
+                withdrawn = await self.handoff.withdraw_waiting(session)
+                if withdrawn:
+                    session.dialog.phase = Phase.HANDOFF_OFFERED
             if session.handoff.status != "none":
                 # A human has the conversation: store and forward, the bot stays silent.
                 user_turn.reply_type = ReplyType.AGENT_PENDING.value
@@ -187,6 +195,8 @@ class ChatService:
             except BaseException:
                 if opened_ticket:  # the turn is refused: withdraw its ticket, or a retry opens a second one
                     await self.handoff.withdraw_ticket(session.handoff.ticket_id)
+                if withdrawn:  # ... or put back the ticket it withdrew: the saved session still waits for it
+                    await self.handoff.restore_waiting(withdrawn)
                 raise
             session.add_turn(user_turn, keep)
             session.add_turn(bot_turn, keep)
@@ -194,6 +204,8 @@ class ChatService:
 
         if opened_ticket:
             await self.handoff.announce_ticket(session)
+        if withdrawn:
+            await self.handoff.announce_withdrawn(session, withdrawn)
         self.s.metrics.chat_replies.labels(reply.type.value).inc()
         return ChatOutcome(
             session.id,

@@ -107,6 +107,61 @@ class HandoffService:
         except Exception:
             log.warning("could not withdraw handoff ticket %s", ticket_id)
 
+    async def withdraw_waiting(self, session: Session) -> str | None:
+        """The visitor no longer wants a human while still queued: close the ticket no agent has taken yet and
+        clear the session's handoff (the caller holds the session lock and saves). -> the closed ticket's id, or
+        None when an agent took it meanwhile or the database cannot say (the message then goes to the agent).
+        A ticket found already closed counts as withdrawn: the retry of a turn whose journal write failed."""
+        ticket_id = session.handoff.ticket_id
+        if session.handoff.status != "waiting" or not ticket_id:
+            return None
+
+        def close() -> bool:
+            with self.s.session_factory() as db, db.begin():
+                res = db.execute(
+                    update(HandoffTicket)
+                    .where(HandoffTicket.id == ticket_id, HandoffTicket.status == "waiting")
+                    .values(status="closed", closed_at=datetime.now(UTC))
+                )
+                if res.rowcount:  # type: ignore[attr-defined]
+                    return True
+                ticket = db.get(HandoffTicket, ticket_id)
+                return ticket is None or ticket.status == "closed"
+
+        try:
+            closed = await asyncio.to_thread(close)
+        except Exception:
+            log.warning("could not withdraw handoff ticket %s", ticket_id)
+            return None
+        if not closed:
+            return None
+        session.handoff = HandoffInfo()
+        return ticket_id
+
+    async def restore_waiting(self, ticket_id: str) -> None:
+        """Undo :meth:`withdraw_waiting` when its turn is refused (best effort, like :meth:`withdraw_ticket`): the
+        session still says waiting, and a closed ticket would leave the visitor waiting for nobody."""
+
+        def reopen() -> None:
+            with self.s.session_factory() as db, db.begin():
+                db.execute(
+                    update(HandoffTicket)
+                    .where(HandoffTicket.id == ticket_id, HandoffTicket.status == "closed")
+                    .values(status="waiting", closed_at=None)
+                )
+
+        try:
+            await asyncio.to_thread(reopen)
+        except Exception:
+            log.warning("could not restore handoff ticket %s", ticket_id)
+
+    async def announce_withdrawn(self, session: Session, ticket_id: str) -> None:
+        payload = {"ticket_id": ticket_id, "session_id": session.id, "status": "closed"}
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
+        await self.s.events.publish(
+            session_topic(session.id), {"event": "handoff", "data": {"status": "none"}}
+        )
+
     async def announce_ticket(self, session: Session) -> None:
         payload = {
             "ticket_id": session.handoff.ticket_id,

@@ -44,6 +44,10 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
     "dialog:order_status_answer": [
         "订单 {order_id} 当前状态：{status}。承运快递：{carrier}，运单号：{tracking_no}（更新于 {updated_at}）。商品：{items}。"
     ],
+    "dialog:order_status_unshipped": [
+        "订单 {order_id} 当前状态：{status}，暂无物流信息（更新于 {updated_at}）。商品：{items}。"
+    ],
+    "dialog:acknowledged": ["好的，还有其他问题随时问我~"],
     "dialog:order_not_found": ["没有查到订单 {order_id}，请核对订单号后重新输入。"],
     "dialog:refund_order_prompt": ["请提供需要退款/退货的订单号（13 位数字），我来帮您查看。"],
     "dialog:refund_answer": [

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=None, help="model store (default $XIAOKE_DATA_DIR/models)")
     args = p.parse_args(argv)
 
-    from benchmarks.api import reexec_in_netns
+    from benchmarks.api import BENCH_API_ENV, reexec_in_netns
 
     reexec_in_netns()
     sys.path.insert(0, str(REPO))
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if not all(live.values()):  # the point is the real models: never fall back to the tiny test bundles
         print(f"[dialogs] no LIVE bundles in {store} ({live}): run `make models` first", file=sys.stderr)
         return 2
-    with Stack(serving="ray", model_store=store) as st:
+    # one visitor IP sends every turn: the per-IP rate limit (burst 40) would refuse the later dialogs
+    with Stack(serving="ray", model_store=store, api_env=BENCH_API_ENV) as st:
         result = run_dialogs(st.api_url, load_dialogs())
     result["meta"] = {"bundles": live, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for r in result["rows"]:

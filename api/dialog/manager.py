@@ -6,8 +6,12 @@ Phases (see ``api.dialog.state.Phase``):
   text of a suggestion the previous turn offered → that FAQ's answer (no NLU call); an explicit request for a
   human (转人工, or 人工客服 / 真人 alone or after a request verb) → handoff; the human_agent intent → handoff,
   unless an answer-level FAQ match exists that is not itself the "how to reach a human" FAQ ("人工客服的工作时间
-  是什么时候？" is a question to answer); complaint (or strong negative sentiment without an answer) → offer a human; small talk intents → templates; task intents
-  (order_status, refund_return) → slot filling; FAQ by fused score: ≥ answer (or in the middle band with a
+  是什么时候？" is a question to answer); a vague reference or a bare "不是" → ``clarify``; a bare "好的" / "嗯" →
+  ``dialog:acknowledged`` (unless read as thanks); complaint (or strong negative sentiment without an answer) →
+  offer a human; small talk intents → templates; right after an order's refund or status, "换一个订单" or a
+  bare / corrected number → the same task; task intents (order_status, refund_return) → slot filling, except
+  a how-to the knowledge base answers ("怎么取消订单"); two questions in one message → each sentence looked up
+  and answered together when each has its own FAQ; FAQ by fused score: ≥ answer (or in the middle band with a
   clear lead of ``answer_margin`` over the next FAQ, or at ``answer_agree`` with the FAQ's intent the one the
   classifier read, see :func:`answer_level`) → ``answer``, middle band →
   ``suggest`` (up to 3 "您是不是想问"), low → short follow-ups re-queried with the previous question, then
@@ -15,11 +19,15 @@ Phases (see ``api.dialog.state.Phase``):
   "包邮" then gets suggestions whatever the classifier read) or ``clarify`` (the second consecutive miss offers
   a human).
 * AWAIT_ORDER_ID -- a task intent is waiting for a 13-digit order number; the slot survives turns until
-  filled, abandoned for another confident intent, cancelled ("算了", "不用查了"), or a human is requested. A
-  number given with another task ("我要退款，订单…") answers that task; a number the order system could not
-  look up (outage) is retried on the next turn instead of being asked for again.
-* HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off, a no ("不用了", "不要")
-  is acknowledged. A no to a human ("不用转人工") never hands off, in any phase.
+  filled, abandoned for another confident intent or a how-to the knowledge base answers, cancelled ("算了",
+  "不用查了", "不退了"), or a human is requested. "嗯" or "等下我找找" keeps the wait (no model reading can end
+  it); a question holding a number ("满99包邮吗") is no malformed order number. A correction ("不对，是2024…")
+  fills the task being asked for. A number given with another task ("我要退款，订单…") answers that task; a
+  number the order system could not look up (outage) is retried on the next turn instead of being asked for
+  again.
+* HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off, a no ("不用了", "不要", "不是")
+  is acknowledged (api.chat puts a visitor still queued for a human back here when they say no to one). A no
+  to a human ("不用转人工") never hands off, in any phase.
 * AGENT -- a human agent has the conversation: the bot stays silent (``agent_pending``).
 * ENDED -- after goodbye; the next message starts fresh.
 
@@ -28,6 +36,7 @@ Thresholds come from the NLU response: the per-intent calibrated threshold and t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -80,10 +89,24 @@ _AFFIRM = re.compile(
 # around it. "取消订单后优惠券会退回吗" is a question and "没事了，拜拜" a goodbye: left to the classifier.
 _DECLINE = re.compile(
     r"(?:那|那就|就|好吧|哦|噢|嗯|唉|我|先|还是)*"
-    rf"(?:(?:算了|不用|不要|不需要|不必|没事|取消|不|别)(?:再|给我|帮我)*(?:转接?|找)?(?:{_HUMAN})?"
-    r"(?:了|查|吧|啊|呀|哈|啦)*)+"
+    rf"(?:(?:算了|不用|不要|不需要|不必|没事|取消|不|别)(?:再|给我|帮我)*(?:想)?(?:退款|退货|退|换货|换)?"
+    rf"(?:转接?|找)?(?:{_HUMAN})?(?:了|查|吧|啊|呀|哈|啦)*)+"
     r"(?:谢谢你?|谢了|多谢)?"
 )
+# A bare "no" ("不是", "不对"): declines the offer of a human; out of the blue, there is nothing to answer.
+_BARE_NO = re.compile(r"(?:都)?(?:不是|不对|错了)(?:的|啊|呀|吧|哦|呢|了)*")
+# A bare acknowledgement ("好的", "嗯", "哦", "ok"): no question in it. A yes where one was asked for (the offer of
+# a human) is read by _AFFIRM before this.
+_ACK = re.compile(
+    r"(?:嗯|恩|哦|噢|喔|好|好的|好吧|行|ok|okay|收到|知道了|明白了?|了解了?|懂了)+(?:啊|呀|吧|的|哈|呢|了)*"
+)
+# "Just a moment, I'm looking for it" ("等下我找找", "稍等", "我找一下"), said while an order number is awaited:
+# made only of these words, with a waiting or looking verb among them.
+_HOLD_ON = re.compile(
+    r"(?:好的?|嗯+|哦|ok|行|那|你|请|麻烦|稍等|等等|等一?下|等会儿?|马上|我|在|去|先|再|找|看|查|翻|一?下|"
+    r"订单号|单号|号码|哈|啊|呀|吧|了|啦)+"
+)
+_HOLD_ON_VERB = re.compile(r"等|找|看|查|翻|马上")
 _MAX_CONTEXT_CHARS = 120
 # Elliptical follow-ups lean on the previous question: "那运费呢？", "偏远地区呢", "还有呢".
 _ELLIPTICAL = re.compile(r"^(那|那么|那如果|还有|另外)|呢$")
@@ -106,6 +129,15 @@ _INTERROGATIVE = re.compile(
 _MY_ORDER = re.compile(
     r"我(?:的|买的|下的)?(?:订单|快递|包裹|货)(?:.{0,4})(?:到哪|在哪|怎么还没|还没到|还没发|状态|进度|发货了没|到了没)"
 )
+
+
+# Where one question ends and another may begin ("满多少包邮？能开发票吗"); commas do not split a question.
+_SENTENCE_END = re.compile(r"[?？!！。；;\n]+")
+# How to do something with orders ("怎么取消订单", "订单如何修改地址"), not why one's own is late ("怎么还没发货",
+# "怎么回事"): the knowledge base answers it when it can, rather than an order number being asked for.
+_HOW_TO = re.compile(r"(?:怎么|怎样|如何|咋)(?!还|没|又|回事|这么|那么|老是|一直|都)")
+# Another order for the task just done ("换一个订单", "还有一个单子", "另一个订单"): the same task again.
+_ANOTHER_ORDER = re.compile(r"(?:换|另外?|再|还有)(?:查|退|看)?(?:一|1)?个?(?:订单|单子|单号|单)")
 
 
 class NluPort(Protocol):
@@ -145,6 +177,8 @@ class DialogConfig:
     bare_keyword_max_chars: int = 3  # "优惠", "退货": too little to answer directly -> suggest
     negative_sentiment_min: float = 0.85
     max_suggestions: int = 3
+    max_questions_per_message: int = 3  # "满多少包邮？能开发票吗": each sentence looked up on its own
+    question_min_chars: int = 4  # a shorter sentence ("付好了。") is no question of its own
     clarify_offer_after: int = 2
     slot_attempts_before_offer: int = 3
 
@@ -198,6 +232,14 @@ def explicit_human_request(norm: str) -> bool:
     if _NO_HUMAN.search(compact):
         return False
     return bool(_EXPLICIT_HUMAN.search(compact) or _HUMAN_ONLY.match(compact))
+
+
+def declines_human(norm: str) -> bool:
+    """True when the (normalized) message says no to a human ("算了，不用了", "不用转人工了"), not asking for one."""
+    compact = _compact(norm)
+    if explicit_human_request(norm):
+        return False
+    return bool(_DECLINE.fullmatch(compact) or _NO_HUMAN.search(compact))
 
 
 def choice_index(norm: str) -> int | None:
@@ -254,7 +296,8 @@ class DialogManager:
                     )
                 norm = normalize(question)  # that FAQ went away since: look the chosen question up instead
 
-        if _DECLINE.fullmatch(_compact(norm)):
+        compact = _compact(norm)
+        if _DECLINE.fullmatch(compact) or (st.phase is Phase.HANDOFF_OFFERED and _BARE_NO.fullmatch(compact)):
             to_human = _HUMAN_WORD.search(norm) is not None
             if st.phase is Phase.AWAIT_ORDER_ID and not to_human:
                 task = st.task_intent
@@ -277,6 +320,12 @@ class DialogManager:
         order_id = extract_order_id(norm)
         # an order number the order system could not look up earlier ("please try again") is not asked again
         pending = st.slots.get("order_id") if st.phase is Phase.AWAIT_ORDER_ID else None
+        if st.phase is Phase.AWAIT_ORDER_ID and st.task_intent and not (order_id or pending):
+            if _ACK.fullmatch(compact) or (_HOLD_ON.fullmatch(compact) and _HOLD_ON_VERB.search(compact)):
+                # "嗯", "等下我找找": the visitor is getting the number; no model reading (a goodbye, a human) can
+                # end the wait, and it is no failed attempt
+                reply = Reply(ReplyType.SLOT_PROMPT, self.templates.text(TASK_INTENTS[st.task_intent]))
+                return self._result(reply, st.task_intent, 1.0, st, None)
         try:
             outcome = await self._analyze(norm)
         except InferenceUnavailable:
@@ -310,10 +359,10 @@ class DialogManager:
                 # a bare number ("2024…", "好的，是2024…") fills the slot of the task being asked for
                 named = label if label in TASK_INTENTS and names_more_than_order_id(norm) else None
                 return await self._fill_order(st, named or task, order_id, outcome)
-            switching = (
-                label is not None
-                and label not in (task, OUT_OF_SCOPE_INTENT)
-                and not looks_like_order_attempt(norm)
+            attempt = looks_like_order_attempt(norm)
+            switching = not attempt and (
+                (label is not None and label not in (task, OUT_OF_SCOPE_INTENT))
+                or self._is_how_to_question(outcome, norm)
             )
             if not switching and pending:
                 return await self._fill_order(st, task, pending, outcome)
@@ -340,15 +389,27 @@ class DialogManager:
         hit = _kb_question_hit(outcome.result.candidates, norm)
         return hit is not None and self.answers.intent_for(hit.faq_id) not in TASK_INTENTS
 
+    def _is_how_to_question(self, outcome: NluOutcome, norm: str) -> bool:
+        """A how-to question ("怎么取消订单") the knowledge base answers, with no "my order" cue: answered, not
+        taken for a request to act on an order of one's own."""
+        return bool(_HOW_TO.search(norm)) and not _MY_ORDER.search(norm) and self._answerable(outcome)
+
     # ---- phases ------------------------------------------------------------------------------------
     async def _idle_turn(
         self, st: DialogState, norm: str, order_id: str | None, outcome: NluOutcome, label: str | None
     ) -> TurnResult:
         intent = outcome.result.intent
         sentiment = outcome.result.sentiment
-        if _CONTENT_FREE.fullmatch(_compact(norm)) and _POINTER.search(norm):
-            # "那个东西", "就是那个": nothing to look up; any intent or knowledge-base match would be noise
+        compact = _compact(norm)
+        if (_CONTENT_FREE.fullmatch(compact) and _POINTER.search(norm)) or _BARE_NO.fullmatch(compact):
+            # "那个东西", "就是那个", "不是": nothing to look up; any intent or knowledge-base match would be noise
             return self._clarify(st, None, intent.confidence, outcome)
+        if _ACK.fullmatch(compact) and label != "thanks":
+            # "好的", "嗯", "哦": acknowledged (a weak model reads a goodbye or a greeting into them, the knowledge
+            # base only noise); the context stays for a follow-up
+            st.misses, st.phase = 0, Phase.IDLE
+            reply = Reply(ReplyType.TEMPLATE, self.templates.text("dialog:acknowledged"))
+            return self._result(reply, None, intent.confidence, st, outcome)
         if label not in TASK_INTENTS and label != COMPLAINT_INTENT and _MY_ORDER.search(norm):
             label = "order_status"  # "我的订单到哪了": ask for the order number whatever a weak model says
         if label == COMPLAINT_INTENT:
@@ -358,16 +419,26 @@ class DialogManager:
             st.phase = Phase.ENDED if label == "goodbye" else Phase.IDLE
             reply = Reply(ReplyType.TEMPLATE, self.templates.text(f"intent:{label}"))
             return self._result(reply, label, intent.confidence, st, outcome)
+        done = st.last_intent if st.last_intent in TASK_INTENTS and st.slots.get("order_id") else None
+        if done and not names_more_than_order_id(norm) and (order_id or _ANOTHER_ORDER.search(norm)):
+            # right after an order's refund or status: "换一个订单", "不对，是另一个订单，2024…" or a bare number
+            # is the same task for another order, whatever task the model reads into it
+            if order_id:
+                return await self._fill_order(st, done, order_id, outcome)
+            return self._ask_order(st, done, outcome)
         if order_id and label in (None, OUT_OF_SCOPE_INTENT):
             label = "order_status"  # a bare order number: look it up
         if label in TASK_INTENTS and not order_id and self._is_non_task_kb_question(outcome, norm):
             # the message IS one of the knowledge base's questions (as written there, after normalization):
             # what the admin wrote wins over a task reading ("买家秀晒图送积分吗" is no order lookup)
             label = None
+        if label == "order_status" and not order_id and self._is_how_to_question(outcome, norm):
+            # a how-to the knowledge base answers ("怎么取消订单"), not a lookup (refund how-tos go to the
+            # knowledge base below, keeping their intent)
+            label = None
         thresholds = outcome.thresholds
         top = _top(outcome.result.candidates)
         used_outcome, used_query = outcome, norm
-        compact = _compact(norm)
         previous = st.last_question or ""
         follow_up = bool(previous) and 0 < len(compact) <= self.config.follow_up_max_chars
         elliptical = follow_up and bool(_ELLIPTICAL.search(compact))
@@ -394,6 +465,11 @@ class DialogManager:
         if label == "refund_return" and not _INTERROGATIVE.search(norm) and used_query == norm:
             # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
             return self._ask_order(st, label, outcome)
+
+        if used_query == norm:
+            several = await self._several_answers(norm)
+            if several:
+                return self._answer_several(st, several, norm, label, outcome)
 
         kb_answerable = top is not None and self._answerable(used_outcome)
         if top is not None and kb_answerable and not bare_keyword:
@@ -475,6 +551,44 @@ class DialogManager:
             return False, outcome, norm, top, label
         label = confident_label(ctx.result.intent) or label
         return True, ctx, f"{previous} {norm}", ctx_top, label
+
+    async def _several_answers(self, norm: str) -> list[tuple[Candidate, str]] | None:
+        """Two questions or more in one message ("满多少包邮？能开发票吗"): each sentence is looked up on its own.
+        -> (top candidate, answer) of every sentence the knowledge base answers, in order, when at least two
+        distinct FAQs answer; else None (the message is answered as a whole)."""
+        sentences = [
+            s for s in _SENTENCE_END.split(norm) if len(_compact(s)) >= self.config.question_min_chars
+        ][: self.config.max_questions_per_message]
+        if len(sentences) < 2:
+            return None
+        try:
+            outcomes = await asyncio.gather(*(self._analyze(s) for s in sentences))
+        except InferenceUnavailable:
+            return None
+        found: list[tuple[Candidate, str]] = []
+        for o in outcomes:
+            top = _top(o.result.candidates)
+            if top is None or not self._answerable(o) or any(c.faq_id == top.faq_id for c, _ in found):
+                continue
+            answer = self.answers.answer_for(top.faq_id)
+            if answer is not None:
+                found.append((top, answer))
+        return found if len(found) >= 2 else None
+
+    def _answer_several(
+        self,
+        st: DialogState,
+        several: list[tuple[Candidate, str]],
+        norm: str,
+        label: str | None,
+        outcome: NluOutcome,
+    ) -> TurnResult:
+        """One reply answering each question under the FAQ question it answers (a wrong match shows as such)."""
+        text = "\n\n".join(f"{c.question}\n{answer}" for c, answer in several)
+        first = several[0][0]
+        reported = label or self.answers.intent_for(first.faq_id)
+        confidence = outcome.result.intent.confidence
+        return self._answer(st, first.faq_id, text, norm, reported, confidence, outcome)
 
     async def _context_query(self, previous: str, norm: str) -> NluOutcome | None:
         combined = f"{previous} {norm}"[-_MAX_CONTEXT_CHARS:]
@@ -618,6 +732,15 @@ class DialogManager:
                 order_id=info.order_id,
                 items=items,
                 refund_deadline=info.refund_deadline or "签收后7天",
+            )
+        if not (info.carrier or info.tracking_no):
+            # not shipped (or never will be): no "快递：—（运单号 —）"
+            return self.templates.text(
+                "dialog:order_status_unshipped",
+                order_id=info.order_id,
+                status=info.status,
+                updated_at=info.updated_at or "—",
+                items=items,
             )
         return self.templates.text(
             "dialog:order_status_answer",

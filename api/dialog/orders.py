@@ -31,30 +31,38 @@ def extract_order_id(text: str) -> str | None:
     return re.sub(r"[ -]", "", m.group(1)) if m else None
 
 
-# What accompanies a bare order number without naming a task: "好的，是2024…", "订单号：2024…", "给你 2024…".
+# What accompanies a bare order number without naming a task: "好的，是2024…", "订单号：2024…", "给你 2024…", a
+# correction ("不对，是2024…", "搞错了，应该是…") or another order ("换一个订单", "还有一个单子").
 _ID_FILLER = re.compile(
-    r"好的|好|嗯+|是的|是|就是|这个|那个|我的|订单号码?|订单|单号|号码|给你|发你|麻烦|帮我|请|您|你|在这|这里|"
+    r"不对|不是|搞错了|弄错了|打错了|写错了|输错了|发错了|错了|应该是|另外一个|另一个|换一个|换个|还有|再|一个|"
+    r"好的|好|嗯+|是的|是|就是|这个|那个|我的|订单号码?|订单|单子|单号|号码|给你|发你|麻烦|帮我|请|您|你|在这|这里|"
     r"如下|吧|啊|呀|呢|哦|哈|了"
 )
+_ALNUM_TOKEN = re.compile(r"[A-Za-z0-9]+")
+# Six digits or more (groups allowed): an order number typed wrong, whatever surrounds it.
+_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){5}")
+
+
+def _rest(folded: str, token: re.Pattern[str]) -> str:
+    """What ``folded`` says besides ``token`` matches, punctuation and order-number fillers."""
+    return _ID_FILLER.sub("", re.sub(r"[\W_]+", "", token.sub("", folded)))
 
 
 def names_more_than_order_id(text: str) -> bool:
     """True when ``text`` says something besides an order number and fillers ("我要退款，订单2024…"): only then can
     its intent reading name a task. A bare number is read by the classifier as some order task or other, which
     says nothing about the task being asked for."""
-    folded = unicodedata.normalize("NFKC", text)
-    rest = ORDER_ID.sub("", folded)
-    rest = re.sub(r"[\W_]+", "", rest)
-    return len(_ID_FILLER.sub("", rest)) >= 2
+    return len(_rest(unicodedata.normalize("NFKC", text), ORDER_ID)) >= 2
 
 
 def looks_like_order_attempt(text: str) -> bool:
-    """A message that tries to give an id (digits or an alphanumeric token) rather than a new question."""
+    """A message that tries to give an id rather than ask a new question: a digit or alphanumeric token with
+    no more than fillers around it ("123", "abcdef", "订单号是abc123"), or a run of six digits or more
+    ("我的订单号是202411230012"). "满99包邮吗" and "7天无理由能退吗" are questions that happen to hold a number."""
     folded = unicodedata.normalize("NFKC", text)
-    return bool(
-        re.search(r"\d", folded)
-        or re.fullmatch(r"[\sA-Za-z0-9#:：,，.。-]*[A-Za-z0-9]+[\sA-Za-z0-9#:：,，.。-]*", folded)
-    )
+    if _DIGIT_RUN.search(folded):
+        return True
+    return bool(_ALNUM_TOKEN.search(folded)) and len(_rest(folded, _ALNUM_TOKEN)) < 2
 
 
 class OrderInfo(BaseModel):

@@ -96,6 +96,8 @@ DIALOG_KEYS: dict[str, tuple[int, set[str], set[str]]] = {
 # optional keys: validated only if present
 OPTIONAL_DIALOG_KEYS: dict[str, tuple[int, set[str], set[str]]] = {
     "refund_not_eligible": (2, {"order_id", "status"}, {"order_id", "status", "items"}),
+    "order_status_unshipped": (2, {"order_id", "status"}, {"order_id", "status", "items", "updated_at"}),
+    "acknowledged": (2, set(), set()),
 }
 MUST_MENTION = {"clarify_offer_human": "转人工", "degraded": "转人工", "handoff_offer": "人工"}
 

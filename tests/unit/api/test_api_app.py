@@ -363,6 +363,75 @@ async def test_closing_a_ticket_no_agent_took_does_not_claim_an_agent_served(app
     assert "人工客服暂时无法接入" in last and "结束" not in last
 
 
+async def test_a_visitor_who_no_longer_wants_a_human_while_queued_gets_the_bot_back(app_client) -> None:  # type: ignore[no-untyped-def]
+    """Found talking to the real stack: "有人工吗" queued the visitor, and "算了不用了" went to nobody: the bot
+    stayed silent until an agent took the ticket. While no agent has taken it, a no to a human withdraws the
+    ticket (agents see it closed) and the bot carries on; once an agent has it, the message goes to the agent."""
+    from api.db.models import HandoffTicket
+
+    app, client = app_client
+    services = app.state.services
+    bearer = await _agent_bearer(app, client, "agent4")
+    agents: list[dict] = []
+
+    async def listen() -> None:
+        async with services.events.subscribe("agents") as sub:
+            while (ev := await sub.next(10)) is not None:
+                agents.append(ev)
+                if ev["data"].get("status") == "closed":
+                    return
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0.01)
+    sess, first = await start(client, "转人工")
+    assert first["handoff"] == {"status": "waiting"}
+    r = (await chat(client, "算了不用了", sess)).json()
+    assert r["reply"]["type"] == "template" and r["handoff"] == {"status": "none"}
+    assert r["reply"]["text"] in services.templates.variants("dialog:handoff_declined")
+    await asyncio.wait_for(task, 2)
+    with services.session_factory() as db:
+        ticket = db.scalars(select(HandoffTicket).where(HandoffTicket.session_id == sess[0])).one()
+    assert ticket.status == "closed" and agents[-1]["data"]["ticket_id"] == ticket.id
+    assert (await chat(client, "满多少包邮啊", sess)).json()["reply"]["type"] == "answer"  # the bot is back
+
+    # an agent took the ticket: the same words are the agent's to read
+    sess, _ = await start(client, "转人工")
+    tickets = (await client.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+    ticket_id = next(t["ticket_id"] for t in tickets if t["session_id"] == sess[0])
+    assert (await client.post(f"/api/v1/admin/handoffs/{ticket_id}/take", headers=bearer)).status_code == 200
+    r = (await chat(client, "算了不用了", sess)).json()
+    assert r["reply"]["type"] == "agent_pending" and r["handoff"] == {"status": "active"}
+    # and "有人吗" while queued is no "no"
+    sess, _ = await start(client, "转人工")
+    assert (await chat(client, "有人吗", sess)).json()["reply"]["type"] == "agent_pending"
+
+
+async def test_a_refused_withdrawal_turn_leaves_the_ticket_waiting(app_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The journal refuses the "不用了" turn (503): the session still waits for a human, so the ticket must too;
+    the retry withdraws it."""
+    from api.db.models import HandoffTicket
+    from api.errors import DependencyUnavailable
+
+    app, client = app_client
+    services = app.state.services
+    sess, _ = await start(client, "转人工")
+    real_append = services.journal.append
+
+    async def refuse(records):  # type: ignore[no-untyped-def]
+        raise DependencyUnavailable(detail="journal full")
+
+    def status() -> str:
+        with services.session_factory() as db:
+            return db.scalars(select(HandoffTicket.status).where(HandoffTicket.session_id == sess[0])).one()
+
+    monkeypatch.setattr(services.journal, "append", refuse)
+    assert (await chat(client, "不用了", sess)).status_code == 503
+    assert status() == "waiting"
+    monkeypatch.setattr(services.journal, "append", real_append)
+    r = (await chat(client, "不用了", sess)).json()
+    assert r["handoff"] == {"status": "none"} and status() == "closed"
+
+
 async def test_handoff_button_and_feedback_and_rating(app_client) -> None:  # type: ignore[no-untyped-def]
     app, client = app_client
     sess, data = await start(client, "满多少包邮啊")
