@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -206,24 +209,34 @@ async def test_a_retried_turn_is_answered_once(app_client, fake_nlu: FakeNlu) ->
     assert [m["text"] for m in history["messages"]].count("有人吗") == 1
 
 
+@contextlib.contextmanager
+def journal_refusing(services: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Within the block the durable journal refuses every append (503 to the turn), as when its queue is full."""
+    from api.errors import DependencyUnavailable
+
+    real_append = services.journal.append
+
+    async def refuse(records: Any) -> None:
+        raise DependencyUnavailable(detail="journal full")
+
+    monkeypatch.setattr(services.journal, "append", refuse)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(services.journal, "append", real_append)
+
+
 async def test_a_refused_handoff_turn_leaves_no_ticket_behind(app_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The ticket is opened before the turn is journalled: when the journal then refuses the turn (503), the
     ticket is withdrawn, so the visitor's retry leaves exactly one waiting ticket for agents."""
     from api.db.models import HandoffTicket
-    from api.errors import DependencyUnavailable
 
     app, client = app_client
     services = app.state.services
     sess, _ = await start(client, "你好")
-    real_append = services.journal.append
-
-    async def refuse(records):  # type: ignore[no-untyped-def]
-        raise DependencyUnavailable(detail="journal full")
-
-    monkeypatch.setattr(services.journal, "append", refuse)
-    r = await chat(client, "转人工", sess)
+    with journal_refusing(services, monkeypatch):
+        r = await chat(client, "转人工", sess)
     assert r.status_code == 503
-    monkeypatch.setattr(services.journal, "append", real_append)
     r = await chat(client, "转人工", sess)
     assert r.status_code == 200 and r.json()["handoff"] == {"status": "waiting"}
     with services.session_factory() as db:
@@ -410,24 +423,18 @@ async def test_a_refused_withdrawal_turn_leaves_the_ticket_waiting(app_client, m
     """The journal refuses the "不用了" turn (503): the session still waits for a human, so the ticket must too;
     the retry withdraws it."""
     from api.db.models import HandoffTicket
-    from api.errors import DependencyUnavailable
 
     app, client = app_client
     services = app.state.services
     sess, _ = await start(client, "转人工")
-    real_append = services.journal.append
-
-    async def refuse(records):  # type: ignore[no-untyped-def]
-        raise DependencyUnavailable(detail="journal full")
 
     def status() -> str:
         with services.session_factory() as db:
             return db.scalars(select(HandoffTicket.status).where(HandoffTicket.session_id == sess[0])).one()
 
-    monkeypatch.setattr(services.journal, "append", refuse)
-    assert (await chat(client, "不用了", sess)).status_code == 503
+    with journal_refusing(services, monkeypatch):
+        assert (await chat(client, "不用了", sess)).status_code == 503
     assert status() == "waiting"
-    monkeypatch.setattr(services.journal, "append", real_append)
     r = (await chat(client, "不用了", sess)).json()
     assert r["handoff"] == {"status": "none"} and status() == "closed"
 
