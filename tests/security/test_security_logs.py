@@ -160,6 +160,15 @@ async def test_access_log_has_no_query_strings(tmp_path: Any, fake_nlu: Any, log
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    # Another test's uvicorn.Config (default log_config, log_level="warning") leaves uvicorn.access at WARNING and
+    # "uvicorn" not propagating to the root logger: listen on uvicorn.access itself, at INFO, for this test only.
+    access = logging.getLogger("uvicorn.access")
+    saved = (access.level, access.disabled)
+    access.setLevel(logging.INFO)
+    access.disabled = False
+    listener = logging.StreamHandler(log_sink)
+    listener.setFormatter(JsonFormatter())
+    access.addHandler(listener)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(30):
@@ -176,6 +185,9 @@ async def test_access_log_has_no_query_strings(tmp_path: Any, fake_nlu: Any, log
         server.should_exit = True
         await asyncio.wait_for(task, 30)
         sock.close()
+        access.removeHandler(listener)
+        access.setLevel(saved[0])
+        access.disabled = saved[1]
     logged = log_sink.getvalue()
     assert "GET /api/v1/admin/conversations HTTP/1.1" in logged, logged[
         -2000:

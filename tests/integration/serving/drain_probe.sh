@@ -4,28 +4,32 @@
 # for the old hook). Worker 1 lives in its own PID namespace, like a pod: the hook's /proc scan and `ray stop`
 # see only its processes. Prints one JSON line: requests ok per node, failures, hook seconds, node states.
 # Run as root under `unshare --net --pid --fork --mount-proc --mount` (tests/integration/serving/
-# test_ray_worker_drain.py does): a private /tmp (Ray's session dir) and nothing left behind.
+# test_ray_worker_drain.py does): a private scratch directory for Ray's session files (RAY_TMPDIR, a tmpfs only
+# this mount namespace sees; the checkout itself may live under /tmp, so /tmp stays as it is) and nothing left behind.
 set -euo pipefail
-mount -t tmpfs tmpfs /tmp
-ip link set lo up
 REPO="$(cd "$(dirname "$0")/../../.." && pwd)"
+WORK="$(mktemp -d /tmp/xk-drain.XXXXXX)"  # short: Ray's unix socket paths live below it
+mount -t tmpfs tmpfs "$WORK"
+trap 'umount -l "$WORK" 2>/dev/null; rmdir "$WORK" 2>/dev/null || true' EXIT
+export RAY_TMPDIR="$WORK" WORK
+ip link set lo up
 PY="${PY:-$REPO/.venv/bin/python}"
 RAY="$(dirname "$PY")/ray"
 # a private HOME too: no ~/.ray/auth_token of the host turns token authentication on (a pod has none either)
-export HOME=/tmp/home RAY_USAGE_STATS_ENABLED=0 PYTHONPATH="$(dirname "$0")"
+export HOME=$WORK/home RAY_USAGE_STATS_ENABLED=0 PYTHONPATH="$(dirname "$0")"
 mkdir -p "$HOME"
 HOOK="${HOOK:-python $REPO/deploy/ray_worker_prestop.py --deadline-s 60}"
 
 nodes() { "$PY" -c 'import ray._raylet as r; print(len(r.GcsClient(address="127.0.0.1:6379").get_all_node_info()))'; }
-"$RAY" start --head --num-cpus=0 --port=6379 --disable-usage-stats --include-dashboard=false >/tmp/head.log 2>&1
-unshare --pid --fork --mount-proc "$RAY" start --address=127.0.0.1:6379 --num-cpus=1 --block >/tmp/w1.log 2>&1 &
+"$RAY" start --head --num-cpus=0 --port=6379 --disable-usage-stats --include-dashboard=false >$WORK/head.log 2>&1
+unshare --pid --fork --mount-proc "$RAY" start --address=127.0.0.1:6379 --num-cpus=1 --block >$WORK/w1.log 2>&1 &
 W1=$!
 for _ in $(seq 90); do [ "$(nodes 2>/dev/null)" = 2 ] && break; sleep 1; done
 W1NODE="$("$PY" -c '
 import ray._raylet as r
 print(next(k.hex() for k, v in r.GcsClient(address="127.0.0.1:6379").get_all_node_info().items() if not v.is_head_node))')"
 NSPID="$(pgrep -P "$W1" | head -1)"  # PID 1 of worker 1's namespace
-"$PY" - >/tmp/deploy.log 2>&1 <<'PY'
+"$PY" - >$WORK/deploy.log 2>&1 <<'PY'
 import ray
 from ray import serve
 from ray.serve.config import HTTPOptions
@@ -44,8 +48,8 @@ ray.init(address="127.0.0.1:6379", logging_level="ERROR")
 serve.start(http_options=HTTPOptions(host="127.0.0.1", port=8000, location="HeadOnly"))
 serve.run(Slow.bind(), name="x", route_prefix="/")
 PY
-"$RAY" start --address=127.0.0.1:6379 --num-cpus=1 >/tmp/w2.log 2>&1
-"$PY" - >/tmp/client.json <<'PY' &
+"$RAY" start --address=127.0.0.1:6379 --num-cpus=1 >$WORK/w2.log 2>&1
+"$PY" - >$WORK/client.json <<'PY' &
 import collections, json, signal, threading, time, urllib.request
 
 stop = threading.Event()
@@ -76,18 +80,18 @@ START=$(date +%s.%N)
 # the hook would find the node itself in a pod; here three raylets share one address
 [[ $HOOK == *ray_worker_prestop.py* ]] && HOOK="$HOOK --node-id $W1NODE"
 # shellcheck disable=SC2086
-nsenter -t "$NSPID" -p -m env PATH="$(dirname "$PY"):$PATH" $HOOK >/tmp/hook.log 2>&1 || true
+nsenter -t "$NSPID" -p -m env PATH="$(dirname "$PY"):$PATH" $HOOK >$WORK/hook.log 2>&1 || true
 HOOK_S=$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
 sleep 4
 kill -TERM "$CLIENT"
 wait "$CLIENT" || true
 "$PY" - "$W1NODE" "$HOOK_S" <<'PY'
-import json, sys
+import json, os, sys
 import ray._raylet as r
 
-client = json.load(open("/tmp/client.json"))
+client = json.load(open(os.environ["WORK"] + "/client.json"))
 states = {k.hex(): v.state for k, v in r.GcsClient(address="127.0.0.1:6379").get_all_node_info().items()}
 print(json.dumps({**client, "drained_node": sys.argv[1], "hook_s": float(sys.argv[2]), "node_states": states,
-                  "hook_log": open("/tmp/hook.log").read().splitlines()[-5:]}))
+                  "hook_log": open(os.environ["WORK"] + "/hook.log").read().splitlines()[-5:]}))
 PY
 "$RAY" stop --grace-period 5 >/dev/null 2>&1 || true
