@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import time
 import unicodedata
@@ -18,11 +19,14 @@ from api.dialog.manager import Reply, declines_human, degraded_reply
 from api.dialog.state import Phase, ReplyType
 from api.errors import AppError, DependencyUnavailable, ErrorCode, RateLimited
 from api.handoff import HandoffService, message_record
+from api.identity import IdentityCheck, check_identity
 from api.pii import mask_pii
 from api.ratelimit import Bucket
 from api.services import Services
 from api.sessions import Session, Turn, load_authorized, new_session
 from bundle.normalize import normalize
+
+log = logging.getLogger(__name__)
 
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 
@@ -55,6 +59,7 @@ class ChatOutcome:
     intent: str | None
     confidence: float
     handoff_status: str = "none"
+    identity: str | None = None  # on the turn that started the session: IdentityCheck.reported
 
 
 class ChatService:
@@ -86,12 +91,15 @@ class ChatService:
         user_id: str | None,
         client_ip: str,
         client_message_id: str | None = None,
+        user_signature: str | None = None,
     ) -> ChatOutcome:
         if self.s.chat_inflight >= self.s.settings.chat_max_inflight:
             raise AppError(ErrorCode.OVERLOADED, headers={"Retry-After": "1"})
         self.s.chat_inflight += 1
         try:
-            return await self._turn(message, session_id, token, user_id, client_ip, client_message_id)
+            return await self._turn(
+                message, session_id, token, user_id, user_signature, client_ip, client_message_id
+            )
         finally:
             self.s.chat_inflight -= 1
 
@@ -101,6 +109,7 @@ class ChatService:
         session_id: str | None,
         token: str | None,
         user_id: str | None,
+        user_signature: str | None,
         client_ip: str,
         client_id: str | None,
     ) -> ChatOutcome:
@@ -109,9 +118,12 @@ class ChatService:
         await self._limit("ip", client_ip, self.ip_bucket)
         store = self.s.sessions
         new_token: str | None = None
+        identity: IdentityCheck | None = None
         existing = bool(session_id)
         if not session_id:
-            session, new_token = new_session(user_id=(user_id or None))
+            # who the visitor is, decided once for the session's life (a later turn's user_id is not read)
+            identity = self._check_identity(user_id, user_signature)
+            session, new_token = new_session(user_id if identity is IdentityCheck.VERIFIED else None)
             await store.create(session)
             session_id = session.id
 
@@ -149,7 +161,7 @@ class ChatService:
                     session.id, new_token, user_turn.id, pending, None, 0.0, session.handoff.status
                 )
 
-            result = await self.s.dialog.handle(session.dialog, masked)
+            result = await self.s.dialog.handle(session.dialog, masked, session.verified_user_id)
             reply = result.reply
             session.dialog = result.state
             opened_ticket = False
@@ -215,7 +227,18 @@ class ChatService:
             result.intent,
             result.confidence,
             session.handoff.status,
+            identity.reported if identity is not None else None,
         )
+
+    def _check_identity(self, user_id: str | None, signature: str | None) -> IdentityCheck:
+        """The check of the identity a new session is started with. One that does not verify is no error for the
+        visitor (a shop's misconfiguration must not take the chat down): the session starts anonymous, and the
+        failure is counted and logged for the shop to fix."""
+        result = check_identity(self.s.settings.identity_key, user_id or None, signature or None)
+        self.s.metrics.identity_checks.labels(result.value).inc()
+        if result.reported == "rejected":
+            log.warning("visitor identity not verified (%s): the session starts anonymous", result.value)
+        return result
 
     async def request_handoff(self, session_id: str, token: str | None) -> tuple[str, str]:
         store = self.s.sessions

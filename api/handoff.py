@@ -36,7 +36,7 @@ def message_record(session: Session, turn: Turn, **extra: Any) -> dict[str, Any]
         "id": turn.id,
         "session_id": session.id,
         "visitor_id": session.visitor_id,
-        "user_id": session.user_id,
+        "user_id": session.verified_user_id,  # visitors.external_user_id: never an unchecked claim
         "session_started_at": session.created_at.isoformat(),
         "role": turn.role,
         "text": turn.text,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,11 +13,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.errors import ErrorCode, error_response, install_error_handlers
+from api.errors import AppError, ErrorCode, error_response, install_error_handlers
+from api.identity import demo_identity
 from api.inference import InferenceClient
 from api.middleware import EdgeMiddleware
 from api.observability import Metrics, configure_logging
@@ -27,6 +29,9 @@ from api.settings import Settings, get_settings
 log = logging.getLogger("api.main")
 
 UPLOAD_PATHS = ("/api/v1/admin/faqs/import",)
+# The demo page's widget script tag carries this attribute (frontend/widget-public/index.html): where the API puts
+# the demo customer's signed identity when it serves the page.
+DEMO_IDENTITY_SLOT = "data-xiaoke-demo-identity"
 
 
 def prepare_database(settings: Settings, services: Any) -> None:
@@ -152,4 +157,28 @@ def mount_frontend(app: FastAPI, settings: Settings) -> None:
 
     widget: Path = settings.widget_dist
     if widget.is_dir():
+        page = widget / "index.html"
+
+        @app.get("/", include_in_schema=False)
+        @app.get("/index.html", include_in_schema=False)
+        async def demo_page() -> Response:
+            try:
+                text = await asyncio.to_thread(page.read_text, encoding="utf-8")
+            except OSError as exc:  # not built (yet)
+                raise AppError(ErrorCode.NOT_FOUND) from exc
+            # no-store: the signature in it expires; a cached copy would chat anonymously a day later
+            return HTMLResponse(with_demo_identity(text, settings), headers={"Cache-Control": "no-store"})
+
         app.mount("/", StaticFiles(directory=widget, html=True, check_dir=False), name="widget")
+
+
+def with_demo_identity(page: str, settings: Settings) -> str:
+    """The demo page with the demo customer's signed identity on its widget script tag (``data-user-id`` +
+    ``data-user-signature``), so that the demo's order lookups work: only with the demo order table outside
+    production (api.identity.demo_identity); otherwise the page as built, an anonymous visitor's."""
+    identity = demo_identity(settings)
+    attributes = ""
+    if identity is not None:
+        user_id, signature = (html.escape(v, quote=True) for v in identity)
+        attributes = f'data-user-id="{user_id}" data-user-signature="{signature}"'
+    return page.replace(DEMO_IDENTITY_SLOT, attributes, 1)

@@ -101,6 +101,13 @@ class Metrics:
             "Retried visitor turns (same client_message_id) answered from the session instead of run again",
             registry=self.registry,
         )
+        self.identity_checks = Counter(
+            "xiaoke_api_identity_checks_total",
+            "Sessions started, by the check of the visitor identity they were started with (api.identity: "
+            "verified, anonymous; unsigned, invalid, expired, no_secret start anonymous)",
+            ["result"],
+            registry=self.registry,
+        )
         self.nlu_latency = Histogram(
             "xiaoke_api_nlu_seconds",
             "Inference server /v1/nlu latency per batch",
@@ -121,6 +128,17 @@ class Metrics:
         )
         self.writer_pending = Gauge(
             "xiaoke_api_writer_pending", "Accepted records not yet in the database", registry=self.registry
+        )
+        self.event_subscribers = Gauge(
+            "xiaoke_api_event_subscribers",
+            "Open live-event subscriptions in this process (SSE streams of the widget and the console)",
+            registry=self.registry,
+        )
+        self.event_channels = Gauge(
+            "xiaoke_api_event_channels",
+            "Redis pub/sub channels subscribed on this process's one pub/sub connection (one per topic with local "
+            "subscribers; 0 while that connection is down, and in embedded mode)",
+            registry=self.registry,
         )
         self.writer_written = Counter(
             "xiaoke_api_writer_written_total", "Records written by the durable writer", registry=self.registry

@@ -25,7 +25,10 @@ class ChatRequest(BaseModel):
     # this raw cap only stops absurd payloads early.
     message: str = Field(max_length=4000)
     session_id: str | None = Field(default=None, max_length=64)
+    # The shop's id of its signed-in shopper and the shop's signature of it (api/identity.py): read when the turn
+    # starts a session; an id whose signature does not verify starts an anonymous session.
     user_id: str | None = Field(default=None, max_length=128)
+    user_signature: str | None = Field(default=None, max_length=128)
     # The widget's id for this turn, the same on every retry: a turn the session already has is answered again
     # from the session (same message_id and reply) instead of being run and stored a second time.
     client_message_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
@@ -51,6 +54,9 @@ class ChatResponse(BaseModel):
     intent: str | None  # null when no intent was recognised with enough confidence
     confidence: float
     handoff: HandoffStatusOut = HandoffStatusOut(status="none")  # "waiting" once a ticket is open
+    # Only on the turn that started the session: how its user_id was taken. "rejected": sent, but the signature
+    # was missing, wrong or expired (the session is anonymous; see the API log and xiaoke_api_identity_checks_total)
+    identity: Literal["verified", "anonymous", "rejected"] | None = None
 
 
 class HistoryMessage(BaseModel):

@@ -144,12 +144,12 @@ async def build_services(
             lock_timeout_s=settings.session_lock_timeout_s,
         )
         journal = RedisStreamJournal(redis, prefix=settings.redis_prefix)
-        events = RedisEventBus(redis, settings.redis_prefix)
+        events = RedisEventBus(redis, settings.redis_prefix, metrics=metrics)
         limiter = RedisRateLimiter(redis, settings.redis_prefix)
     else:
         sessions = InMemorySessionStore(settings.session_ttl_s)
         journal = InProcessJournal(settings.writer_queue_max)
-        events = InMemoryEventBus()
+        events = InMemoryEventBus(metrics=metrics)
         limiter = InMemoryRateLimiter()
     client = inference or InferenceClient(inference_config(settings), metrics=metrics)
     templates = TemplateBook()
@@ -233,6 +233,7 @@ async def stop_services(services: Services) -> None:
     if isinstance(services.orders, WebhookOrderLookup):
         await services.orders.aclose()
     await services.sessions.close()
+    await services.events.aclose()  # the pub/sub connection and its reader / writer tasks
     if services.redis is not None:
         await services.redis.aclose()
     services.engine.dispose()

@@ -96,11 +96,20 @@ class Session(BaseModel):
     id: str
     token_hash: str
     visitor_id: str
+    # The shop's id of the visitor, kept only when the embed's signature verified it (api.identity); None: an
+    # anonymous visitor. Sessions saved before verification existed hold an unchecked claim and no user_verified:
+    # they count as anonymous (verified_user_id).
     user_id: str | None = None
+    user_verified: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     turns: list[Turn] = Field(default_factory=list)
     dialog: DialogState = Field(default_factory=DialogState)
     handoff: HandoffInfo = Field(default_factory=HandoffInfo)
+
+    @property
+    def verified_user_id(self) -> str | None:
+        """The shop's id of the visitor when the shop vouched for it, else None (anonymous)."""
+        return self.user_id if self.user_verified else None
 
     def token_matches(self, token: str | None) -> bool:
         if not token:
@@ -113,13 +122,15 @@ class Session(BaseModel):
             del self.turns[: len(self.turns) - keep]
 
 
-def new_session(user_id: str | None = None) -> tuple[Session, str]:
+def new_session(verified_user_id: str | None = None) -> tuple[Session, str]:
+    """A new session and its token; ``verified_user_id``: the shop's id of the visitor, only once verified."""
     token = new_session_token()
     session = Session(
         id=new_session_id(),
         token_hash=hash_token(token),
         visitor_id="v_" + secrets.token_urlsafe(12),
-        user_id=user_id,
+        user_id=verified_user_id,
+        user_verified=verified_user_id is not None,
     )
     return session, token
 

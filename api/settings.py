@@ -32,6 +32,8 @@ from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "xiaoke-development-secret-key-change-me"
+# API_IDENTITY_SECRET in development when none is set: the demo page's signed demo customer works out of the box
+DEV_IDENTITY_SECRET = "xiaoke-development-identity-secret-change-me"
 FILE_SUFFIX = "_FILE"
 
 
@@ -178,6 +180,10 @@ class Settings(BaseSettings):
     order_webhook_url: str | None = None
     order_webhook_secret: SecretStr | None = None
     order_webhook_timeout_s: float = Field(default=2.0, gt=0)
+    # Shared with the shop's backend, which signs its signed-in shopper's id for the widget embed (api/identity.py,
+    # docs/operations.md "Verifying visitors"): orders are looked up only for visitors it signed. None: nobody is
+    # verified (development falls back to DEV_IDENTITY_SECRET); required with API_ORDER_LOOKUP=webhook.
+    identity_secret: SecretStr | None = None
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -205,6 +211,19 @@ class Settings(BaseSettings):
             # unsigned lookups would let anyone who finds the shop's endpoint read its orders
             raise ValueError(
                 "API_ORDER_WEBHOOK_SECRET (>= 16 characters) is required for the webhook in production"
+            )
+        if self.env != "development" and self.identity_secret is not None:
+            identity = self.identity_secret.get_secret_value()
+            if identity == DEV_IDENTITY_SECRET or len(identity) < 32:
+                raise ValueError(
+                    "API_IDENTITY_SECRET must be a random value of at least 32 characters "
+                    f"when API_ENV={self.env}"
+                )
+        if self.order_lookup == "webhook" and self.identity_key is None:
+            # without it no visitor is verified and no order would ever be looked up
+            raise ValueError(
+                "API_IDENTITY_SECRET (>= 32 characters, shared with the shop's backend) is required with "
+                "API_ORDER_LOOKUP=webhook: orders are looked up only for visitors the shop signed in"
             )
         return self
 
@@ -244,6 +263,13 @@ class Settings(BaseSettings):
         if self.redis_password is None:
             return url
         return _redis_url_with_password(url, self.redis_password.get_secret_value())
+
+    @property
+    def identity_key(self) -> str | None:
+        """The secret visitor identities are checked with (secret: never log it); None: nobody is verified."""
+        if self.identity_secret is not None:
+            return self.identity_secret.get_secret_value()
+        return DEV_IDENTITY_SECRET if self.env == "development" else None
 
     @property
     def embedded(self) -> bool:

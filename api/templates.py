@@ -48,13 +48,17 @@ DEFAULT_TEMPLATES: dict[str, list[str]] = {
         "订单 {order_id} 当前状态：{status}，暂无物流信息（更新于 {updated_at}）。商品：{items}。"
     ],
     "dialog:acknowledged": ["好的，还有其他问题随时问我~"],
-    "dialog:order_not_found": ["没有查到订单 {order_id}，请核对订单号后重新输入。"],
+    "dialog:order_not_found": ["您的账号下没有查到订单 {order_id}，请核对订单号后重新输入。"],
     "dialog:refund_order_prompt": ["请提供需要退款/退货的订单号（13 位数字），我来帮您查看。"],
     "dialog:refund_answer": [
         "订单 {order_id}（{items}）可在 {refund_deadline} 前申请退货退款：进入“我的订单”→ 选择该订单 → “申请售后”，审核通过后按提示寄回即可。"
     ],
     "dialog:slot_cancelled": ["好的，已为您取消查询。还有其他可以帮您的吗？"],
     "dialog:orders_not_connected": ["抱歉，这里暂时查不到订单信息。需要为您转接人工客服查询吗？"],
+    # an anonymous visitor (no identity the shop signed) asks about an order: said whatever the number
+    "dialog:order_login_required": [
+        "查询订单需要先登录商城账号：请登录后刷新本页面再问我，或者需要为您转接人工客服吗？"
+    ],
     "dialog:refund_not_eligible": [
         "抱歉，订单 {order_id}（{items}）当前状态为「{status}」，暂不符合退货退款条件。如有疑问，回复「转人工」由人工客服为您核实。"
     ],

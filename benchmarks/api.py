@@ -144,10 +144,13 @@ async def run_load(
     think_s: float,
     seed: int,
     rate: float | None = None,
+    identity: dict[str, str] | None = None,
 ) -> Any:
     from tests.stack.load import LoadGen
 
-    gen = LoadGen(api_url, visitors=visitors, think_s=think_s, seed=seed, timeout_s=30, rate=rate)
+    gen = LoadGen(
+        api_url, visitors=visitors, think_s=think_s, seed=seed, timeout_s=30, rate=rate, identity=identity
+    )
     return await gen.run(duration_s)
 
 
@@ -160,7 +163,11 @@ def phase(
     srv = st.procs.get("serving")
     srv0 = srv.cpu_by_process() if srv is not None else {}
     think = 0.0 if rate else args.think
-    result = run_async(run_load(st.api_url, args.visitors, duration_s, think, seed=seed, rate=rate))
+    result = run_async(
+        run_load(
+            st.api_url, args.visitors, duration_s, think, seed=seed, rate=rate, identity=st.demo_identity()
+        )
+    )
     cpu1 = st.cpu_seconds()
     srv1 = srv.cpu_by_process() if srv is not None else {}
     summary = result.summary()
@@ -229,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 
     st = start_stack(args, api_env)
     try:
-        run_async(run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1))
+        run_async(
+            run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1, identity=st.demo_identity())
+        )
         rss_start = st.rss()
         load_start = os.getloadavg()
         results = []

@@ -6,7 +6,8 @@ tests/unit/api/test_api_dialog.py checks the dialog manager turn by turn against
 the state machine, not the models. This script sends the same conversations through the real path - the API
 over HTTP (sessions in Redis, MariaDB) and the Ray Serve inference server on the LIVE bundles of the model
 store ($XIAOKE_DATA_DIR/models, built by `make models`) - and reports, per turn, whether the reply type, the
-intent and the filled order slot are the ones the dialog expects. A turn that misses is printed with what came
+intent and the filled order slot are the ones the dialog expects. Every conversation starts signed in as the demo
+customer (api.identity), as on the demo page: orders are shown to their owner only. A turn that misses is printed with what came
 back; the figures go to docs/benchmarks.md. Runs inside a private network namespace (Ray binds every
 interface), stops every process it started.
 """
@@ -42,7 +43,9 @@ def check_turn(expect: dict[str, Any], body: dict[str, Any]) -> list[str]:
     return misses
 
 
-def run_dialogs(api_url: str, dialogs: list[dict[str, Any]]) -> dict[str, Any]:
+def run_dialogs(api_url: str, dialogs: list[dict[str, Any]], identity: dict[str, str]) -> dict[str, Any]:
+    """``identity``: the ``user_id`` + ``user_signature`` every conversation starts with (the demo customer's,
+    who owns the orders the dialogs look up, as on the demo page)."""
     import httpx
 
     rows: list[dict[str, Any]] = []
@@ -53,9 +56,8 @@ def run_dialogs(api_url: str, dialogs: list[dict[str, Any]]) -> dict[str, Any]:
             for i, turn in enumerate(d["turns"]):
                 headers = {"X-Session-Token": token} if token else {}
                 t0 = time.perf_counter()
-                r = client.post(
-                    "/api/v1/chat", json={"message": turn["user"], "session_id": session_id}, headers=headers
-                )
+                body = {"message": turn["user"], "session_id": session_id, **identity}
+                r = client.post("/api/v1/chat", json=body, headers=headers)
                 ms = (time.perf_counter() - t0) * 1000
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
                 if r.status_code != 200:
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # one visitor IP sends every turn: the per-IP rate limit (burst 40) would refuse the later dialogs
     with Stack(serving="ray", model_store=store, api_env=BENCH_API_ENV) as st:
-        result = run_dialogs(st.api_url, load_dialogs())
+        result = run_dialogs(st.api_url, load_dialogs(), st.demo_identity())
     result["meta"] = {"bundles": live, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for r in result["rows"]:
         if not r["ok"]:

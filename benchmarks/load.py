@@ -36,7 +36,14 @@ from benchmarks.api import (
 async def soak(st: Any, args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]]]:
     from tests.stack.load import LoadGen
 
-    gen = LoadGen(st.api_url, visitors=args.visitors, think_s=args.think, seed=3, timeout_s=30)
+    gen = LoadGen(
+        st.api_url,
+        visitors=args.visitors,
+        think_s=args.think,
+        seed=3,
+        timeout_s=30,
+        identity=st.demo_identity(),
+    )
     samples: list[dict[str, Any]] = []
     duration = args.soak_minutes * 60
     await gen.start()
@@ -119,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
 
     st = start_stack(args, BENCH_API_ENV)
     try:
-        run_async(run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1))
+        run_async(
+            run_load(st.api_url, args.visitors, args.warmup, args.think, seed=1, identity=st.demo_identity())
+        )
         wait_drained(st)
         rss_start = st.rss()
         data_start = data_footprint(st)

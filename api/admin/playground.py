@@ -2,7 +2,8 @@
 
 The band is what ``DialogManager.handle`` decided (its own thresholds logic; nothing is re-implemented here):
 ``answer`` / ``suggest`` / ``clarify`` / ``template`` / ``fallback`` / ``slot_prompt`` / ``handoff``.
-No session, message or journal record is written.
+No session, message or journal record is written. The message is read as an anonymous visitor's: an order
+question gets the log-in reply (``dialog:order_login_required``), no order is looked up.
 """
 
 from __future__ import annotations

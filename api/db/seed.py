@@ -102,14 +102,26 @@ def _parse_dt(value: Any) -> datetime:
 
 
 def seed_orders(db: Session, path: Path) -> int:
-    if not path.exists() or db.scalar(select(func.count()).select_from(DemoOrder)):
+    """The demo orders into an empty ``demo_orders`` table (fields beyond the columns, such as the owner
+    ``customer_id`` and ``refundable``, into ``extra``). A table seeded before orders had owners gets each order's
+    ``customer_id`` from the file: an order without one is nobody's and would be shown to no visitor."""
+    if not path.exists():
         return 0
     raw = json.loads(path.read_text(encoding="utf-8"))
     rows = raw.get("orders", []) if isinstance(raw, dict) else raw
     known = {"id", "order_id", "status", "carrier", "tracking_no", "items", "updated_at", "refund_deadline"}
+    existing = {o.id: o for o in db.scalars(select(DemoOrder))}
     n = 0
     for row in rows:
         oid = str(row.get("order_id") or row.get("id"))
+        extra = {k: v for k, v in row.items() if k not in known} or None
+        if existing:
+            have = existing.get(oid)
+            owner = (extra or {}).get("customer_id")
+            if have is not None and owner and not (have.extra or {}).get("customer_id"):
+                have.extra = {**(have.extra or {}), "customer_id": owner}
+                n += 1
+            continue
         db.add(
             DemoOrder(
                 id=oid,
@@ -119,7 +131,7 @@ def seed_orders(db: Session, path: Path) -> int:
                 items=row.get("items") or [],
                 refund_deadline=row.get("refund_deadline"),
                 updated_at=_parse_dt(row.get("updated_at")),
-                extra={k: v for k, v in row.items() if k not in known} or None,
+                extra=extra,
             )
         )
         n += 1

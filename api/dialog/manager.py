@@ -24,7 +24,9 @@ Phases (see ``api.dialog.state.Phase``):
   it); a question holding a number ("满99包邮吗") is no malformed order number. A correction ("不对，是2024…")
   fills the task being asked for. A number given with another task ("我要退款，订单…") answers that task; a
   number the order system could not look up (outage) is retried on the next turn instead of being asked for
-  again.
+  again. Orders are looked up only for a visitor the shop vouched for (``customer_id``, api.identity), and only
+  theirs: an anonymous visitor's order task gets ``dialog:order_login_required`` (log in, or a human) whatever
+  number they give, and another customer's order reads as an unknown number (``dialog:order_not_found``).
 * HANDOFF_OFFERED -- we offered a human; a short yes (好/行/可以/要) hands off, a no ("不用了", "不要", "不是")
   is acknowledged (api.chat puts a visitor still queued for a human back here when they say no to one). A no
   to a human ("不用转人工") never hands off, in any phase.
@@ -273,8 +275,10 @@ class DialogManager:
         self.config = config or DialogConfig()
 
     # ---- entry point -----------------------------------------------------------------------------
-    async def handle(self, state: DialogState, text: str) -> TurnResult:
-        """One visitor turn. ``text`` is the trimmed (PII-masked is fine) message; ``state`` is not mutated."""
+    async def handle(self, state: DialogState, text: str, customer_id: str | None = None) -> TurnResult:
+        """One visitor turn. ``text`` is the trimmed (PII-masked is fine) message; ``state`` is not mutated.
+        ``customer_id``: the shop's id of the visitor once the shop's signature verified it (api.identity), None
+        for an anonymous visitor, who is asked to log in instead of being shown any order."""
         st = state.model_copy(deep=True)
         norm = normalize(text)
         if st.phase is Phase.AGENT:
@@ -332,7 +336,7 @@ class DialogManager:
             known = order_id or pending
             if st.phase is Phase.AWAIT_ORDER_ID and known and st.task_intent:
                 # Slot filling needs no model: finish the task even while serving is down.
-                return await self._fill_order(st, st.task_intent, known, None)
+                return await self._fill_order(st, st.task_intent, known, None, customer_id)
             return self._degraded(st)
 
         intent = outcome.result.intent
@@ -358,19 +362,19 @@ class DialogManager:
                 # the task the message asks for when it names one ("我要退款，订单…" while a status lookup waits);
                 # a bare number ("2024…", "好的，是2024…") fills the slot of the task being asked for
                 named = label if label in TASK_INTENTS and names_more_than_order_id(norm) else None
-                return await self._fill_order(st, named or task, order_id, outcome)
+                return await self._fill_order(st, named or task, order_id, outcome, customer_id)
             attempt = looks_like_order_attempt(norm)
             switching = not attempt and (
                 (label is not None and label not in (task, OUT_OF_SCOPE_INTENT))
                 or self._is_how_to_question(outcome, norm)
             )
             if not switching and pending:
-                return await self._fill_order(st, task, pending, outcome)
+                return await self._fill_order(st, task, pending, outcome, customer_id)
             if not switching:
                 return self._reprompt_order(st, task, norm, outcome)
             st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
 
-        return await self._idle_turn(st, norm, order_id, outcome, label)
+        return await self._idle_turn(st, norm, order_id, outcome, label, customer_id)
 
     def _answerable(self, outcome: NluOutcome) -> bool:
         """:func:`answer_level` of the outcome's candidates, with the outcome's own confident intent reading
@@ -396,7 +400,13 @@ class DialogManager:
 
     # ---- phases ------------------------------------------------------------------------------------
     async def _idle_turn(
-        self, st: DialogState, norm: str, order_id: str | None, outcome: NluOutcome, label: str | None
+        self,
+        st: DialogState,
+        norm: str,
+        order_id: str | None,
+        outcome: NluOutcome,
+        label: str | None,
+        customer_id: str | None,
     ) -> TurnResult:
         intent = outcome.result.intent
         sentiment = outcome.result.sentiment
@@ -424,8 +434,8 @@ class DialogManager:
             # right after an order's refund or status: "换一个订单", "不对，是另一个订单，2024…" or a bare number
             # is the same task for another order, whatever task the model reads into it
             if order_id:
-                return await self._fill_order(st, done, order_id, outcome)
-            return self._ask_order(st, done, outcome)
+                return await self._fill_order(st, done, order_id, outcome, customer_id)
+            return self._ask_order(st, done, outcome, customer_id)
         if order_id and label in (None, OUT_OF_SCOPE_INTENT):
             label = "order_status"  # a bare order number: look it up
         if label in TASK_INTENTS and not order_id and self._is_non_task_kb_question(outcome, norm):
@@ -453,8 +463,8 @@ class DialogManager:
         if label == "order_status" or (label in TASK_INTENTS and order_id):
             assert label is not None
             if order_id:
-                return await self._fill_order(st, label, order_id, outcome)
-            return self._ask_order(st, label, outcome)
+                return await self._fill_order(st, label, order_id, outcome, customer_id)
+            return self._ask_order(st, label, outcome, customer_id)
 
         if follow_up and not resolved and (elliptical or not self._answerable(outcome)):
             _, used_outcome, used_query, top, label = await self._follow_up(
@@ -464,7 +474,7 @@ class DialogManager:
 
         if label == "refund_return" and not _INTERROGATIVE.search(norm) and used_query == norm:
             # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
-            return self._ask_order(st, label, outcome)
+            return self._ask_order(st, label, outcome, customer_id)
 
         if used_query == norm:
             several = await self._several_answers(norm)
@@ -655,10 +665,24 @@ class DialogManager:
         return self._result(reply, intent, confidence, st, outcome)
 
     # ---- slot filling ------------------------------------------------------------------------------
-    def _orders_not_connected(
-        self, st: DialogState, task: str, confidence: float, outcome: NluOutcome | None
-    ) -> TurnResult:
-        """No order system behind this install: a human is offered ("好的" takes it) instead of a number prompt."""
+    def _no_lookup(
+        self,
+        st: DialogState,
+        task: str,
+        confidence: float,
+        outcome: NluOutcome | None,
+        customer_id: str | None,
+    ) -> TurnResult | None:
+        """The reply when no order can be looked up for this visitor, instead of a number prompt or an answer,
+        with a human offered ("好的" takes it); None when orders can be looked up. No order system behind this
+        install: ``dialog:orders_not_connected``. An anonymous visitor: ``dialog:order_login_required``, the same
+        whatever number they gave (nothing is looked up, so nothing is said about any order)."""
+        if not self.orders.connected:
+            key = "dialog:orders_not_connected"
+        elif customer_id is None:
+            key = "dialog:order_login_required"
+        else:
+            return None
         st.phase, st.task_intent, st.slots, st.slot_attempts, st.misses = (
             Phase.HANDOFF_OFFERED,
             None,
@@ -666,16 +690,15 @@ class DialogManager:
             0,
             0,
         )
-        reply = Reply(
-            ReplyType.TEMPLATE,
-            self.templates.text("dialog:orders_not_connected"),
-            quick_replies=[HANDOFF_QUICK_REPLY],
-        )
+        reply = Reply(ReplyType.TEMPLATE, self.templates.text(key), quick_replies=[HANDOFF_QUICK_REPLY])
         return self._result(reply, task, confidence, st, outcome)
 
-    def _ask_order(self, st: DialogState, task: str, outcome: NluOutcome) -> TurnResult:
-        if not self.orders.connected:
-            return self._orders_not_connected(st, task, outcome.result.intent.confidence, outcome)
+    def _ask_order(
+        self, st: DialogState, task: str, outcome: NluOutcome, customer_id: str | None
+    ) -> TurnResult:
+        refused = self._no_lookup(st, task, outcome.result.intent.confidence, outcome, customer_id)
+        if refused is not None:
+            return refused
         st.phase, st.task_intent, st.slots, st.slot_attempts, st.misses = Phase.AWAIT_ORDER_ID, task, {}, 0, 0
         reply = Reply(ReplyType.SLOT_PROMPT, self.templates.text(TASK_INTENTS[task]))
         return self._result(reply, task, outcome.result.intent.confidence, st, outcome)
@@ -694,17 +717,23 @@ class DialogManager:
         return [HANDOFF_QUICK_REPLY] if st.slot_attempts >= self.config.slot_attempts_before_offer else []
 
     async def _fill_order(
-        self, st: DialogState, task: str, order_id: str, outcome: NluOutcome | None
+        self,
+        st: DialogState,
+        task: str,
+        order_id: str,
+        outcome: NluOutcome | None,
+        customer_id: str | None,
     ) -> TurnResult:
         confidence = outcome.result.intent.confidence if outcome else 1.0
-        if not self.orders.connected:
-            return self._orders_not_connected(st, task, confidence, outcome)
+        refused = self._no_lookup(st, task, confidence, outcome, customer_id)
+        if refused is not None:
+            return refused
         try:
-            info = await self.orders.lookup(order_id)
+            info = await self.orders.lookup(order_id, customer_id)
         except OrderLookupError:
             st.phase, st.task_intent, st.slots = Phase.AWAIT_ORDER_ID, task, {"order_id": order_id}
             return self._degraded(st, intent=task, outcome=outcome)
-        if info is None:
+        if info is None:  # no such order, or not this visitor's: the same reply
             st.phase, st.task_intent, st.slots = Phase.AWAIT_ORDER_ID, task, {}
             reply = Reply(
                 ReplyType.SLOT_PROMPT,

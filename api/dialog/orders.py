@@ -1,4 +1,8 @@
-"""Order lookup behind a small protocol: the demo table, or a shop's HTTP webhook."""
+"""Order lookup behind a small protocol: the demo table, or a shop's HTTP webhook.
+
+Every lookup names the visitor it is made for: the shop's id of a visitor whose identity the shop signed
+(api.identity), None for an anonymous one. An order is returned only to its owner; "not yours" and "no such
+order" are the same None, so the dialog's answer cannot tell them apart (no oracle for order numbers)."""
 
 from __future__ import annotations
 
@@ -84,7 +88,10 @@ class OrderLookup(Protocol):
     # False: no order system is connected (API_ORDER_LOOKUP=none); the dialog then never asks for an order number
     connected: bool
 
-    async def lookup(self, order_id: str) -> OrderInfo | None: ...
+    async def lookup(self, order_id: str, customer_id: str | None) -> OrderInfo | None:
+        """The order if it exists and belongs to ``customer_id`` (the visitor's verified id; None: anonymous,
+        never shown an order), else None; OrderLookupError when the order system cannot answer."""
+        ...
 
 
 class NoOrderLookup:
@@ -93,7 +100,7 @@ class NoOrderLookup:
 
     connected = False
 
-    async def lookup(self, order_id: str) -> OrderInfo | None:
+    async def lookup(self, order_id: str, customer_id: str | None) -> OrderInfo | None:
         raise OrderLookupError("no order system connected")
 
 
@@ -110,17 +117,18 @@ def _item_names(items: list[Any]) -> list[str]:
 
 
 class DemoOrderLookup:
-    """Looks orders up in the seeded ``demo_orders`` table."""
+    """Looks orders up in the seeded ``demo_orders`` table; an order's owner is its ``customer_id`` (in ``extra``,
+    from data/demo/orders.json)."""
 
     connected = True
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
 
-    def _lookup_sync(self, order_id: str) -> OrderInfo | None:
+    def _lookup_sync(self, order_id: str, customer_id: str) -> OrderInfo | None:
         with self.session_factory() as db:
             row = db.scalars(select(DemoOrder).where(DemoOrder.id == order_id)).first()
-            if row is None:
+            if row is None or (row.extra or {}).get("customer_id") != customer_id:
                 return None
             return OrderInfo(
                 order_id=row.id,
@@ -135,17 +143,21 @@ class DemoOrderLookup:
                 refundable=(row.extra or {}).get("refundable"),
             )
 
-    async def lookup(self, order_id: str) -> OrderInfo | None:
+    async def lookup(self, order_id: str, customer_id: str | None) -> OrderInfo | None:
+        if customer_id is None:
+            return None
         try:
-            return await asyncio.to_thread(self._lookup_sync, order_id)
+            return await asyncio.to_thread(self._lookup_sync, order_id, customer_id)
         except Exception as exc:  # DB down: report as unavailable, not as 'not found'
             raise OrderLookupError("demo order table unavailable") from exc
 
 
 class WebhookOrderLookup:
-    """GET ``{url}?order_id=...`` on the shop's system, signed with HMAC-SHA256 over ``ts.order_id``.
+    """GET ``{url}?order_id=...&customer_id=...`` on the shop's system, signed with HMAC-SHA256 over
+    ``ts.order_id.customer_id`` (docs/operations.md "Connecting the order system").
 
-    Expected answer: 200 with an OrderInfo-shaped JSON object, or 404 when the order does not exist.
+    Expected answer: 200 with an OrderInfo-shaped JSON object when the order exists and belongs to that customer,
+    else 404. Anonymous visitors are never looked up: the shop's system is not asked.
     """
 
     connected = True
@@ -162,14 +174,17 @@ class WebhookOrderLookup:
         self.secret = secret.encode() if secret else None
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport)
 
-    async def lookup(self, order_id: str) -> OrderInfo | None:
+    async def lookup(self, order_id: str, customer_id: str | None) -> OrderInfo | None:
+        if customer_id is None:
+            return None
         ts = str(int(time.time()))
         headers = {"X-XiaoKe-Timestamp": ts}
         if self.secret:
-            sig = hmac.new(self.secret, f"{ts}.{order_id}".encode(), hashlib.sha256).hexdigest()
-            headers["X-XiaoKe-Signature"] = f"sha256={sig}"
+            mac = hmac.new(self.secret, f"{ts}.{order_id}.{customer_id}".encode(), hashlib.sha256)
+            headers["X-XiaoKe-Signature"] = f"sha256={mac.hexdigest()}"
+        params = {"order_id": order_id, "customer_id": customer_id}
         try:
-            resp = await self._http.get(self.url, params={"order_id": order_id}, headers=headers)
+            resp = await self._http.get(self.url, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise OrderLookupError("order webhook unreachable") from exc
         if resp.status_code == 404:

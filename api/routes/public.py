@@ -57,6 +57,7 @@ async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip:
         session_id=body.session_id,
         token=token,
         user_id=body.user_id,
+        user_signature=body.user_signature,
         client_ip=ip,
         client_message_id=body.client_message_id,
     )
@@ -76,6 +77,7 @@ async def chat(body: ChatRequest, chat: ChatServiceDep, token: SessionToken, ip:
         intent=out.intent,
         confidence=out.confidence,
         handoff=HandoffStatusOut(status=out.handoff_status),  # type: ignore[arg-type]
+        identity=out.identity,  # type: ignore[arg-type]
     )
     return Response(resp.model_dump_json(), media_type="application/json")
 

@@ -90,6 +90,34 @@ def test_widget_embeds_on_another_origin_with_one_script_tag(stack: str, embed_h
     assert page.js_errors == []
 
 
+def test_orders_are_shown_to_the_signed_in_shopper_only(stack: str, embed_host, new_page) -> None:  # type: ignore[no-untyped-def]
+    """The demo page the API serves is signed in as the demo customer (the API signs its own page): one of their
+    order numbers shows the order. The same widget on a shop page without the shop's signature (an anonymous
+    visitor, or one claiming that customer's id) is asked to log in, and shown nothing of the order."""
+    page = new_page()
+    w = open_widget(page, stack)
+    send(w, "2024112300123")
+    expect(w.locator(BOT)).to_have_count(1)
+    expect(w.locator(BOT).last).to_contain_text("SF1428373612045")
+    assert page.js_errors == []
+
+    origin, root = embed_host
+    (root / "claim.html").write_text(
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>Shop</title></head>'
+        f'<body><script src="{stack}/widget.js" data-api="{stack}" data-user-id="demo_user_1001" defer>'
+        "</script></body></html>",
+        encoding="utf-8",
+    )
+    page = new_page()
+    page.goto(f"{origin}/claim.html", wait_until="domcontentloaded")
+    w = page.locator("#xiaoke-widget")
+    w.get_by_role("button", name="打开在线客服").click()
+    send(w, "2024112300123")
+    expect(w.locator(BOT)).to_have_count(1)
+    expect(w.locator(BOT).last).to_contain_text("登录")
+    assert "SF1428373612045" not in w.locator(BOT).last.inner_text()
+
+
 def test_vague_question_gets_suggestions_and_a_click_answers(stack: str, new_page, demo_faqs) -> None:  # type: ignore[no-untyped-def]
     page = new_page()
     w = open_widget(page, stack)

@@ -85,9 +85,12 @@ def assert_no_loss(st: Stack, result: LoadResult) -> None:
 
 
 async def chat(
-    client: httpx.AsyncClient, text: str, session: tuple[str, str] | None = None
+    client: httpx.AsyncClient,
+    text: str,
+    session: tuple[str, str] | None = None,
+    identity: dict[str, str] | None = None,
 ) -> httpx.Response:
-    body: dict[str, object] = {"message": text}
+    body: dict[str, object] = {"message": text, **(identity or {})}
     headers = {}
     if session:
         body["session_id"] = session[0]
@@ -115,7 +118,7 @@ def report(name: str, result: LoadResult, **extra: object) -> None:
 async def test_api_restart_mid_conversation(stack: Stack) -> None:
     order_id = "2024112300123"
     async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as c:
-        r = await chat(c, "我的订单到哪了")
+        r = await chat(c, "我的订单到哪了", identity=stack.demo_identity())  # the demo customer's order
         assert r.status_code == 200, r.text
         first = r.json()
         session = (first["session_id"], first["session_token"])
@@ -137,7 +140,7 @@ async def test_api_restart_mid_conversation(stack: Stack) -> None:
 # ---- inference server slowed above the client timeout ---------------------------------------------------
 async def test_slow_serving_keeps_p99_under_1500ms(stack: Stack) -> None:
     assert stack.proxy is not None
-    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=11)
+    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=11, identity=stack.demo_identity())
     await gen.start()
     await asyncio.sleep(5)
     slow_from = gen.now()
@@ -159,7 +162,7 @@ async def test_slow_serving_keeps_p99_under_1500ms(stack: Stack) -> None:
 # ---- inference server killed ----------------------------------------------------------------------------
 async def test_serving_killed_degrades_then_recovers(stack: Stack) -> None:
     api_pid = stack.procs["api"].pid
-    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=12)
+    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=12, identity=stack.demo_identity())
     await gen.start()
     await asyncio.sleep(5)
     killed_at = gen.now()
@@ -181,7 +184,7 @@ async def test_serving_killed_degrades_then_recovers(stack: Stack) -> None:
 
 # ---- Redis restarted ------------------------------------------------------------------------------------
 async def test_redis_restart(stack: Stack) -> None:
-    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=13)
+    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=13, identity=stack.demo_identity())
     await gen.start()
     await asyncio.sleep(5)
     t_stop = gen.now()
@@ -207,7 +210,7 @@ async def test_redis_restart(stack: Stack) -> None:
 
 # ---- MariaDB down for a minute ----------------------------------------------------------------------------
 async def test_mariadb_down_then_back(stack: Stack) -> None:
-    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=14)
+    gen = LoadGen(stack.api_url, visitors=VISITORS, think_s=THINK_S, seed=14, identity=stack.demo_identity())
     await gen.start()
     await asyncio.sleep(5)
     t_down = gen.now()

@@ -51,7 +51,9 @@ ROUTES: dict[tuple[str, str], tuple[Access, Req]] = {
     ("GET", "/metrics"): ("public", _p("/metrics")),
     ("GET", "/admin"): ("public", _p("/admin")),  # console SPA shell (static; data needs a token)
     ("GET", "/admin/{path:path}"): ("public", _p("/admin/faqs")),
-    ("MOUNT", ""): ("public", _p("/index.html")),  # widget static files
+    ("GET", "/"): ("public", _p("/")),  # the demo page (the demo customer's signed identity in development)
+    ("GET", "/index.html"): ("public", _p("/index.html")),
+    ("MOUNT", ""): ("public", _p("/widget.js")),  # widget static files
     ("POST", "/api/v1/chat"): ("public", _p("/api/v1/chat", json={"message": "你好"})),
     ("POST", "/api/v1/admin/auth/login"): ("public", _p("/api/v1/admin/auth/login", **LOGIN)),
     # visitor: bound to the session token (X-Session-Token); anything else -> 404

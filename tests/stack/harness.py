@@ -279,6 +279,14 @@ class Stack:
         self.ports: dict[str, int] = {}
         self.db_password = secrets.token_urlsafe(12)
         self.secret_key = secrets.token_urlsafe(32)
+        self.identity_secret = secrets.token_urlsafe(32)
+
+    def demo_identity(self) -> dict[str, str]:
+        """``user_id`` + ``user_signature`` of the demo customer (who owns the demo orders), signed as the API signs
+        its own demo page: for the body of a session's first turn, so that its order lookups are answered."""
+        from api.identity import DEMO_CUSTOMER_ID, demo_signature
+
+        return {"user_id": DEMO_CUSTOMER_ID, "user_signature": demo_signature(self.identity_secret)}
 
     # ---- URLs ----------------------------------------------------------------------------------------
     @property
@@ -559,6 +567,7 @@ class Stack:
             XIAOKE_DATA_DIR=str(self.data),
             API_ENV="test",
             API_SECRET_KEY=self.secret_key,
+            API_IDENTITY_SECRET=self.identity_secret,
             API_DATABASE_URL=self.database_url,
             API_SERVING_URL=self.serving_proxy_url,
             API_BOOTSTRAP_ADMIN_USERNAME=self.admin[0],

@@ -287,6 +287,7 @@ class LoadGen:
         seed: int = 7,
         max_turns: int | None = None,
         rate: float | None = None,
+        identity: dict[str, str] | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be > 0 turns/s")
@@ -297,6 +298,9 @@ class LoadGen:
         self.seed = seed
         self.max_turns = max_turns
         self.rate = rate
+        # user_id + user_signature for every new session (Stack.demo_identity()): the demo customer owns the demo
+        # orders, so the order conversations are looked up as a signed-in shopper's are; None: anonymous visitors
+        self.identity = identity
         self.result = LoadResult(rate=rate)
         self._stop = asyncio.Event()
         self._stop_at = float("inf")
@@ -388,6 +392,8 @@ class LoadGen:
         if session is not None:
             body["session_id"] = session[0]
             headers["X-Session-Token"] = session[1]
+        elif self.identity:
+            body.update(self.identity)
         sent = self.now()
         if scheduled is None:
             scheduled = sent

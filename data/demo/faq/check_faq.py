@@ -98,8 +98,15 @@ OPTIONAL_DIALOG_KEYS: dict[str, tuple[int, set[str], set[str]]] = {
     "refund_not_eligible": (2, {"order_id", "status"}, {"order_id", "status", "items"}),
     "order_status_unshipped": (2, {"order_id", "status"}, {"order_id", "status", "items", "updated_at"}),
     "acknowledged": (2, set(), set()),
+    # said to an anonymous visitor whatever order number they gave: no order variables
+    "order_login_required": (2, set(), set()),
 }
-MUST_MENTION = {"clarify_offer_human": "转人工", "degraded": "转人工", "handoff_offer": "人工"}
+MUST_MENTION = {
+    "clarify_offer_human": "转人工",
+    "degraded": "转人工",
+    "handoff_offer": "人工",
+    "order_login_required": "登录",
+}
 
 # ---- orders --------------------------------------------------------------------------------
 STATUSES = {"待付款", "待发货", "已发货", "运输中", "派送中", "已签收", "已取消", "退款中", "已退款"}
@@ -108,6 +115,7 @@ UNSHIPPED = {"待付款", "待发货"}
 CARRIERS = {"顺丰速运", "中通快递", "圆通速递", "韵达快递", "申通快递", "京东物流", "邮政EMS", "极兔速递"}
 ORDER_KEYS = (
     "order_id",
+    "customer_id",
     "user_hint",
     "status",
     "items",
@@ -119,7 +127,10 @@ ORDER_KEYS = (
     "refundable",
 )
 MIN_ORDERS = 12
-# Orders the dialog demos and tests rely on: id -> (status, refundable)
+# The demo shop's signed-in customer (api/identity.py DEMO_CUSTOMER_ID): the demo page and the demo dialogs
+# chat as this customer, so it owns the orders they look up; the other orders belong to other customers.
+DEMO_CUSTOMER = "demo_user_1001"
+# Orders the dialog demos and tests rely on (all the demo customer's): id -> (status, refundable)
 REQUIRED_ORDERS = {
     "2024112300123": ("运输中", True),
     "2024112300456": ("已签收", True),
@@ -430,6 +441,8 @@ def check_orders(rep: Report, tpl: dict) -> list[dict]:
         if o["status"] not in STATUSES:
             rep.error(f"{where}: unknown status {o['status']!r}")
             ok = False
+        if not isinstance(o["customer_id"], str) or not o["customer_id"].strip():
+            rep.error(f"{where}: customer_id (the shop account that placed it) must be a non-empty string")
         if not isinstance(o["user_hint"], str) or not o["user_hint"].strip():
             rep.error(f"{where}: user_hint must be a non-empty string")
         if not is_str_list(o["items"]) or not o["items"]:
@@ -490,6 +503,12 @@ def check_orders(rep: Report, tpl: dict) -> list[dict]:
             rep.error(f"orders.json: order {oid} must have status {status}")
         if refundable is not None and o.get("refundable") is not refundable:
             rep.error(f"orders.json: order {oid} must have refundable={str(refundable).lower()}")
+        if o.get("customer_id") != DEMO_CUSTOMER:
+            rep.error(f"orders.json: order {oid} must belong to the demo customer {DEMO_CUSTOMER}")
+    if not any(
+        isinstance(o, dict) and o.get("customer_id") not in (None, DEMO_CUSTOMER) for o in seen.values()
+    ):
+        rep.error("orders.json: no order of another customer (the demo of a number that is not yours)")
 
     # every order renders with every order template
     dialog = tpl.get("dialog", {}) if isinstance(tpl, dict) else {}

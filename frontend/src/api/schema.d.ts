@@ -704,6 +704,8 @@ export interface components {
             session_id?: string | null;
             /** User Id */
             user_id?: string | null;
+            /** User Signature */
+            user_signature?: string | null;
             /** Client Message Id */
             client_message_id?: string | null;
         };
@@ -726,6 +728,8 @@ export interface components {
              *     }
              */
             handoff: components["schemas"]["HandoffStatusOut"];
+            /** Identity */
+            identity?: ("verified" | "anonymous" | "rejected") | null;
         };
         /** ClusterList */
         ClusterList: {

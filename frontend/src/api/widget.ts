@@ -7,6 +7,12 @@ export interface SessionCredentials {
   token: string
 }
 
+/** The host shop's signed-in shopper: its id and the shop's signature of it (null, null: anonymous). */
+export interface VisitorIdentity {
+  userId: string | null
+  userSignature: string | null
+}
+
 export class WidgetApi {
   private readonly client
   private readonly baseUrl: string
@@ -23,11 +29,17 @@ export class WidgetApi {
   }
 
   /** `clientMessageId` stays the same on every retry of a turn: the API answers a turn it already has again
-   *  instead of running (and storing) it twice. */
-  chat(message: string, session: SessionCredentials | null, userId: string | null = null, clientMessageId: string | null = null): Promise<ChatResponse> {
+   *  instead of running (and storing) it twice. `identity` is read by the API when the turn starts a session. */
+  chat(message: string, session: SessionCredentials | null, identity: VisitorIdentity | null = null, clientMessageId: string | null = null): Promise<ChatResponse> {
     return unwrap(
       this.client.POST('/api/v1/chat', {
-        body: { message, session_id: session?.id ?? null, user_id: userId, client_message_id: clientMessageId },
+        body: {
+          message,
+          session_id: session?.id ?? null,
+          user_id: identity?.userId ?? null,
+          user_signature: identity?.userSignature ?? null,
+          client_message_id: clientMessageId,
+        },
         headers: WidgetApi.auth(session),
       }),
     )

@@ -7,7 +7,10 @@ export interface WidgetConfig {
   /** localStorage key holding the session id + token. */
   storageKey: string
   maxChars: number
+  /** The host shop's id of its signed-in shopper and the shop's signature of it (data-user-id /
+   *  data-user-signature): sent when a conversation starts; the API keeps the id only when the signature verifies. */
   userId: string | null
+  userSignature: string | null
 }
 
 export const API_KEY: InjectionKey<WidgetApi> = Symbol('xiaoke-api')

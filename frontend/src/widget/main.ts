@@ -1,7 +1,8 @@
 /**
  * Embed: <script src="https://kf.example.com/widget.js" data-api="https://kf.example.com" defer></script>
- * Attributes: data-api (defaults to the script's origin), data-lang (zh-CN | en-US), data-user-id,
- * data-open ("true" opens the panel on load). `window.XiaoKeWidget.open()` / `.close()` control it.
+ * Attributes: data-api (defaults to the script's origin), data-lang (zh-CN | en-US), data-user-id +
+ * data-user-signature (the shop's signed-in shopper, signed by the shop's backend: docs/operations.md "Verifying
+ * visitors"), data-open ("true" opens the panel on load). `window.XiaoKeWidget.open()` / `.close()` control it.
  */
 import { mountWidget, type WidgetHandle } from './mount'
 
@@ -25,6 +26,7 @@ function start() {
     api: apiFromScript(script),
     lang: script?.dataset.lang ?? null,
     userId: script?.dataset.userId ?? null,
+    userSignature: script?.dataset.userSignature ?? null,
     open: script?.dataset.open === 'true',
   })
 }

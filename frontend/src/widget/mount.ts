@@ -13,7 +13,10 @@ export interface MountOptions {
   /** API origin, e.g. https://kf.example.com (no trailing slash needed). */
   api: string
   lang?: string | null
+  /** The shop's id of its signed-in shopper, and the shop's signature of it (made by the shop's backend with the
+   *  API's identity secret): only a verified visitor's orders are looked up. */
   userId?: string | null
+  userSignature?: string | null
   maxChars?: number
   /** Open the panel right away. */
   open?: boolean
@@ -46,6 +49,16 @@ function adoptStyles(shadow: ShadowRoot, text: string, doc: Document) {
   shadow.appendChild(style)
 }
 
+/**
+ * Where the conversation is kept, per API and per signed-in shopper: a session belongs to the identity it was
+ * started with, so after a logout (or another shopper's login on the same browser) the widget starts a new one
+ * instead of resuming the previous shopper's conversation and orders.
+ */
+export function sessionStorageKey(apiBase: string, userId: string | null): string {
+  const base = `xiaoke.session.v1:${apiBase}`
+  return userId ? `${base}:user:${userId}` : base
+}
+
 /** Mount the widget into its own shadow root so the host page's CSS cannot reach it (and vice versa). */
 export function mountWidget(opts: MountOptions, doc: Document = document): WidgetHandle {
   const host = doc.createElement('div')
@@ -58,11 +71,13 @@ export function mountWidget(opts: MountOptions, doc: Document = document): Widge
   shadow.appendChild(el)
 
   const apiBase = opts.api.replace(/\/+$/, '')
+  const userId = opts.userId || null
   const config: WidgetConfig = {
     apiBase,
-    storageKey: `xiaoke.session.v1:${apiBase}`,
+    storageKey: sessionStorageKey(apiBase, userId),
     maxChars: opts.maxChars ?? 1000,
-    userId: opts.userId ?? null,
+    userId,
+    userSignature: opts.userSignature || null,
   }
   const locale = detectLocale(opts.lang)
   const app: VueApp = createApp(App)

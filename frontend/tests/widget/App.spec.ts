@@ -33,7 +33,7 @@ describe('widget App', () => {
         provide: {
           [API_KEY as symbol]: new WidgetApi('http://api.test', f.impl),
           [I18N_KEY as symbol]: i18n(),
-          [CONFIG_KEY as symbol]: { apiBase: 'http://api.test', storageKey: 'xk-app-test', maxChars: 1000, userId: null },
+          [CONFIG_KEY as symbol]: { apiBase: 'http://api.test', storageKey: 'xk-app-test', maxChars: 1000, userId: null, userSignature: null },
         },
       },
       attachTo: document.body,

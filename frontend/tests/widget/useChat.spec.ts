@@ -4,7 +4,7 @@ import { WidgetApi } from '@/api/widget'
 import { useChat } from '@/widget/composables/useChat'
 import { fakeFetch, i18n, json, memoryStorage, sseResponse } from './helpers'
 
-const config = { apiBase: 'http://api.test', storageKey: 'xk', maxChars: 50, userId: null }
+const config = { apiBase: 'http://api.test', storageKey: 'xk', maxChars: 50, userId: null, userSignature: null }
 const noSleep = () => Promise.resolve()
 const flush = () => new Promise((r) => setTimeout(r, 0))
 

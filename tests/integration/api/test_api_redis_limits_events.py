@@ -24,7 +24,9 @@ async def limiter(request: pytest.FixtureRequest, redis_client: tuple[Redis, str
 @pytest.fixture(params=["memory", "redis"])
 async def bus(request: pytest.FixtureRequest, redis_client: tuple[Redis, str]) -> AsyncIterator[Any]:
     client, prefix = redis_client
-    yield InMemoryEventBus() if request.param == "memory" else RedisEventBus(client, prefix)
+    bus = InMemoryEventBus() if request.param == "memory" else RedisEventBus(client, prefix)
+    yield bus
+    await bus.aclose()
 
 
 async def test_bucket_allows_burst_then_refuses_with_retry_after(limiter: Any) -> None:

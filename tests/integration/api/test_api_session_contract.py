@@ -35,12 +35,12 @@ async def store(
 
 
 async def test_create_get_roundtrip(store: SessionStore) -> None:
-    s, token = new_session(user_id="u-1")
+    s, token = new_session(verified_user_id="u-1")
     s.dialog.phase = Phase.AWAIT_ORDER_ID
     s.dialog.slots = {"order_id": "2024112300123"}
     await store.create(s)
     got = await store.get(s.id)
-    assert got is not None and got.id == s.id and got.user_id == "u-1"
+    assert got is not None and got.id == s.id and got.verified_user_id == "u-1"
     assert got.dialog.phase is Phase.AWAIT_ORDER_ID and got.dialog.slots == {"order_id": "2024112300123"}
     assert got.token_matches(token) and not got.token_matches(token + "x") and not got.token_matches(None)
     assert token not in got.model_dump_json()  # only the hash is stored

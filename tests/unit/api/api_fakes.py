@@ -17,6 +17,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from api.dialog.manager import DialogManager, TurnResult
+from api.dialog.state import DialogState
+from api.identity import DEMO_CUSTOMER_ID
 from bundle.contracts import (
     Candidate,
     EmbedRequest,
@@ -279,10 +282,13 @@ class FakeNlu:
 ORDERS_PATH = REPO / "data" / "demo" / "orders.json"
 TEMPLATES_PATH = REPO / "data" / "demo" / "templates.json"
 DIALOGS_PATH = REPO / "data" / "demo" / "dialogs.jsonl"
+# API_IDENTITY_SECRET of conftest's app_settings: signs the unit tests' shoppers
+IDENTITY_SECRET = "unit-test-identity-secret-0123456789abcdef"
 
 
 class DictOrderLookup:
-    """OrderLookup over data/demo/orders.json, for dialog tests that run without a database."""
+    """OrderLookup over data/demo/orders.json, for dialog tests that run without a database: an order is shown to
+    its owner only (``customer_id``), as DemoOrderLookup does."""
 
     connected = True
 
@@ -290,7 +296,9 @@ class DictOrderLookup:
         from api.dialog.orders import OrderInfo
 
         self.orders: dict[str, Any] = {}
+        self.owners: dict[str, str] = {}
         for row in json.loads(path.read_text(encoding="utf-8")):
+            self.owners[row["order_id"]] = row["customer_id"]
             self.orders[row["order_id"]] = OrderInfo(
                 order_id=row["order_id"],
                 status=row["status"],
@@ -303,9 +311,22 @@ class DictOrderLookup:
             )
         self.calls: list[str] = []
 
-    async def lookup(self, order_id: str) -> Any:
+    async def lookup(self, order_id: str, customer_id: str | None) -> Any:
         self.calls.append(order_id)
+        if customer_id is None or self.owners.get(order_id) != customer_id:
+            return None
         return self.orders.get(order_id)
+
+
+class ShopperDialog(DialogManager):
+    """The dialog as the demo shop's signed-in customer meets it (the chat passes the session's verified id): the
+    demo dialogs (data/demo/dialogs.jsonl) are that customer's, and so are the orders they look up. An anonymous
+    visitor's turn: ``handle(state, text, None)``."""
+
+    async def handle(
+        self, state: DialogState, text: str, customer_id: str | None = DEMO_CUSTOMER_ID
+    ) -> TurnResult:
+        return await super().handle(state, text, customer_id)
 
 
 def faq_catalog(path: Path = FAQ_PATH) -> Any:

@@ -4,7 +4,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from api_fakes import ANSWER, SUGGEST, DictOrderLookup, FakeNlu, demo_templates, faq_catalog
+from api_fakes import (
+    ANSWER,
+    IDENTITY_SECRET,
+    SUGGEST,
+    DictOrderLookup,
+    FakeNlu,
+    ShopperDialog,
+    demo_templates,
+    faq_catalog,
+)
 
 from api.dialog.manager import DialogManager
 from api.inference import InferenceClient, InferenceConfig
@@ -42,7 +51,8 @@ def orders() -> DictOrderLookup:
 
 @pytest.fixture
 def dialog(nlu_client: InferenceClient, orders: DictOrderLookup) -> DialogManager:
-    return DialogManager(nlu_client, demo_templates(), orders, faq_catalog())
+    """The dialog manager as the demo shop's signed-in customer meets it (ShopperDialog)."""
+    return ShopperDialog(nlu_client, demo_templates(), orders, faq_catalog())
 
 
 @pytest.fixture
@@ -53,6 +63,7 @@ def app_settings(tmp_path):  # type: ignore[no-untyped-def]
         _env_file=None,
         env="test",
         secret_key="unit-test-secret-key-0123456789abcdef",
+        identity_secret=IDENTITY_SECRET,
         data_dir=tmp_path,
         serving_url="http://serving.test",
         widget_dist=tmp_path / "no-widget",

@@ -561,6 +561,10 @@ def test_settings_refuse_an_unsigned_order_webhook_in_production(monkeypatch: py
     with pytest.raises(ValidationError, match="API_ORDER_WEBHOOK_SECRET"):
         Settings(_env_file=None)
     monkeypatch.setenv("API_ORDER_WEBHOOK_SECRET", "s" * 24)
+    # and no visitor could ever be looked up for without the secret the shop signs its shoppers with
+    with pytest.raises(ValidationError, match="API_IDENTITY_SECRET"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("API_IDENTITY_SECRET", "i" * 40)
     assert Settings(_env_file=None).order_lookup == "webhook"
     monkeypatch.setenv("API_ORDER_LOOKUP", "none")  # the Kubernetes / compose default
     assert Settings(_env_file=None).order_lookup == "none"
@@ -585,9 +589,16 @@ async def test_complaint_offers_a_human_without_opening_a_ticket(app_client) -> 
 
 
 async def test_order_lookup_uses_the_seeded_demo_table(app_client) -> None:  # type: ignore[no-untyped-def]
+    from api_fakes import IDENTITY_SECRET
+
+    from api.identity import DEMO_CUSTOMER_ID, demo_signature
+
     _, client = app_client
-    sess, data = await start(client, "我的订单到哪了")
-    assert data["reply"]["type"] == "slot_prompt"
+    signed_in = {"user_id": DEMO_CUSTOMER_ID, "user_signature": demo_signature(IDENTITY_SECRET)}
+    r = await client.post("/api/v1/chat", json={"message": "我的订单到哪了", **signed_in})
+    data = r.json()
+    sess = (data["session_id"], data["session_token"])
+    assert data["reply"]["type"] == "slot_prompt" and data["identity"] == "verified"
     r = (await chat(client, "2024112300123", sess)).json()
     assert r["reply"]["type"] == "answer" and "SF1428373612045" in r["reply"]["text"]
     assert "2024-11-26 21:32" in r["reply"]["text"]  # shown in China time, as the shop recorded it

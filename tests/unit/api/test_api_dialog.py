@@ -148,6 +148,53 @@ async def test_bare_order_number_is_looked_up(dialog: DialogManager, orders) -> 
     )
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        "我的订单到哪了",
+        "订单2024112300123到哪了",  # the demo customer's order
+        "订单2024112600567到哪了",  # another customer's
+        "订单2024000000000到哪了",  # no such order
+        "我要退款，订单号2024112300123",
+        "2024112300123",
+    ],
+)
+async def test_an_anonymous_visitor_is_asked_to_log_in_and_told_nothing_about_any_order(
+    dialog: DialogManager, orders: DictOrderLookup, first: str
+) -> None:
+    """A visitor the shop did not sign in (no verified identity): whoever types a valid order number used to be
+    shown its status, tracking number and items. Now nothing is looked up and the reply is the same whatever the
+    number (so it says nothing about whether an order exists): log in, or a human ("好的" takes it)."""
+    r = await dialog.handle(DialogState(), first, None)
+    assert r.reply.type is ReplyType.TEMPLATE and r.reply.quick_replies == ["转人工"], r.reply
+    assert r.reply.text in dialog.templates.variants("dialog:order_login_required")
+    assert orders.calls == [] and r.slot is None
+    assert r.state.phase is Phase.HANDOFF_OFFERED and r.state.task_intent is None and r.state.slots == {}
+    taken = await dialog.handle(r.state, "好的", None)
+    assert taken.handoff_requested and taken.state.phase is Phase.AGENT
+
+
+async def test_an_order_is_shown_to_its_owner_and_another_customers_reads_as_an_unknown_number(
+    dialog: DialogManager,
+) -> None:
+    """The demo customer sees their order; another customer's order gets the reply a number that does not exist
+    gets (the order's owner does see it): "exists but not yours" is no oracle."""
+    mine = await dialog.handle(DialogState(), "订单2024112300123到哪了")
+    assert mine.reply.type is ReplyType.ANSWER and "SF1428373612045" in mine.reply.text
+    theirs = await dialog.handle(DialogState(), "订单2024112600567到哪了")
+    unknown = await dialog.handle(DialogState(), "订单2024000000000到哪了")
+    for r, order_id in ((theirs, "2024112600567"), (unknown, "2024000000000")):
+        expected = [
+            v.replace("{order_id}", order_id) for v in dialog.templates.variants("dialog:order_not_found")
+        ]
+        assert r.reply.type is ReplyType.SLOT_PROMPT and r.reply.text in expected, r.reply
+        assert r.slot is None and r.intent == "order_status"
+    assert "YT7512346980221" not in theirs.reply.text and "圆通" not in theirs.reply.text
+    assert theirs.state == unknown.state  # and the dialog goes on the same way
+    owner = await dialog.handle(DialogState(), "订单2024112600567到哪了", "demo_user_1002")
+    assert owner.reply.type is ReplyType.ANSWER and "YT7512346980221" in owner.reply.text
+
+
 def _cand(faq_id: str, fused: float) -> Candidate:
     return Candidate(
         faq_id=faq_id,
@@ -328,7 +375,7 @@ async def test_an_order_number_accepted_during_an_order_system_outage_is_not_ask
     retries that number instead of calling it malformed and asking for it again."""
     from api.dialog.orders import OrderLookupError
 
-    async def down(order_id: str) -> None:
+    async def down(order_id: str, customer_id: str | None) -> None:
         raise OrderLookupError("order system down")
 
     s = (await dialog.handle(DialogState(), "我的订单到哪了")).state

@@ -49,7 +49,7 @@ async def test_outbound_http_urls_stay_out_of_info_logs(production_logging: io.S
         f"https://xiaoke:{URL_PASSWORD}@shop.example/orders", "s", transport=httpx.MockTransport(shop)
     )
     try:
-        assert await lookup.lookup(ORDER_ID) is None
+        assert await lookup.lookup(ORDER_ID, "u_1001") is None
     finally:
         await lookup.aclose()
     logged = production_logging.getvalue()

@@ -5,6 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -47,12 +52,12 @@ async def test_webhook_lookup_signs_requests_and_maps_404() -> None:
     lookup = WebhookOrderLookup(
         "https://shop.example/orders", "hook-secret", transport=httpx.MockTransport(handler)
     )
-    info = await lookup.lookup("2024112300123")
+    info = await lookup.lookup("2024112300123", "u_1001")
     assert info is not None and info.status == "运输中" and info.items == ["耳机"]
-    assert await lookup.lookup("2024000000000") is None
+    assert await lookup.lookup("2024000000000", "u_1001") is None
     req = seen[0]
     ts = req.headers["x-xiaoke-timestamp"]
-    expected = hmac.new(b"hook-secret", f"{ts}.2024112300123".encode(), hashlib.sha256).hexdigest()
+    expected = hmac.new(b"hook-secret", f"{ts}.2024112300123.u_1001".encode(), hashlib.sha256).hexdigest()
     assert req.headers["x-xiaoke-signature"] == f"sha256={expected}"
     await lookup.aclose()
 
@@ -62,14 +67,86 @@ async def test_webhook_errors_are_not_reported_as_missing_orders() -> None:
         "https://shop.example/orders", None, transport=httpx.MockTransport(lambda r: httpx.Response(502))
     )
     with pytest.raises(OrderLookupError):
-        await lookup.lookup("2024112300123")
+        await lookup.lookup("2024112300123", "u_1001")
     bad = WebhookOrderLookup(
         "https://shop.example/orders",
         None,
         transport=httpx.MockTransport(lambda r: httpx.Response(200, text="<html>")),
     )
     with pytest.raises(OrderLookupError):
-        await bad.lookup("2024112300123")
+        await bad.lookup("2024112300123", "u_1001")
+
+
+SHOP_SECRET = "shop-webhook-secret-0123456789"
+SHOP_ORDERS = {"2024112300123": ("u_1001", "运输中"), "2024112600567": ("u_1002", "已发货")}
+
+
+class _ShopOrders(BaseHTTPRequestHandler):
+    """A shop's order endpoint as docs/operations.md asks for it: checks the signature over
+    ``timestamp.order_id.customer_id`` and answers 200 only for an order of that customer, 404 otherwise."""
+
+    seen: list[dict[str, Any]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        ts = self.headers.get("X-XiaoKe-Timestamp", "")
+        signed = f"{ts}.{query.get('order_id', '')}.{query.get('customer_id', '')}".encode()
+        good = "sha256=" + hmac.new(SHOP_SECRET.encode(), signed, hashlib.sha256).hexdigest()
+        self.seen.append(query)
+        if not hmac.compare_digest(self.headers.get("X-XiaoKe-Signature", ""), good):
+            self._answer(401, {})
+            return
+        owner, status = SHOP_ORDERS.get(query.get("order_id", ""), (None, ""))
+        if owner is None or owner != query.get("customer_id"):
+            self._answer(404, {})  # no such order, or another customer's: the same answer
+            return
+        self._answer(200, {"order_id": query["order_id"], "status": status, "items": ["耳机"]})
+
+    def _answer(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def shop_orders() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(URL, requests seen) of a real HTTP order endpoint on a loopback port."""
+    _ShopOrders.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ShopOrders)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/orders", _ShopOrders.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_webhook_asks_the_shop_for_the_verified_customers_order_only(
+    shop_orders: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The signed request names the visitor's verified id, so the shop's system decides whose order it shows: the
+    owner gets it; another customer and an unknown number get the same 404 (None); an anonymous visitor's lookup
+    never reaches the shop."""
+    url, seen = shop_orders
+    lookup = WebhookOrderLookup(url, SHOP_SECRET, timeout_s=5)
+    try:
+        mine = await lookup.lookup("2024112300123", "u_1001")
+        assert mine is not None and mine.status == "运输中"
+        assert await lookup.lookup("2024112300123", "u_1002") is None
+        assert await lookup.lookup("2024000000000", "u_1001") is None
+        assert len(seen) == 3
+        assert await lookup.lookup("2024112300123", None) is None
+        assert len(seen) == 3  # not asked
+        assert seen[0] == {"order_id": "2024112300123", "customer_id": "u_1001"}
+    finally:
+        await lookup.aclose()
 
 
 async def test_frontend_is_served_when_built(app_settings, fake_nlu, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -131,4 +208,4 @@ async def test_sse_stream_formats_events_and_stops_on_disconnect() -> None:
     await bus.publish("session:s1", {"event": "handoff", "data": {"status": "none"}})
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(gen.__anext__(), 1)
-    assert bus._subs == {}  # the subscription was released
+    assert bus.subscribers == 0  # the subscription was released

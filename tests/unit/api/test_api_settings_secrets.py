@@ -28,7 +28,7 @@ REDIS_PASSWORD = "r3d!s p@ss/%"
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("API_ENV", "API_SECRET_KEY", "API_DATABASE_URL", "API_DATABASE_PASSWORD", "API_REDIS_URL",
-                 "API_REDIS_PASSWORD", "API_ORDER_WEBHOOK_SECRET", "API_ORDER_LOOKUP"):  # fmt: skip
+                 "API_REDIS_PASSWORD", "API_ORDER_WEBHOOK_SECRET", "API_ORDER_LOOKUP", "API_IDENTITY_SECRET"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name + "_FILE", raising=False)
 
@@ -47,9 +47,11 @@ def test_secret_settings_are_read_from_files(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("API_REDIS_URL", "redis://redis:6379/0")
     monkeypatch.setenv("API_REDIS_PASSWORD_FILE", _secret(tmp_path, "redis_password", REDIS_PASSWORD))
     monkeypatch.setenv("API_ORDER_WEBHOOK_SECRET_FILE", _secret(tmp_path, "hook", "h" * 20))
+    monkeypatch.setenv("API_IDENTITY_SECRET_FILE", _secret(tmp_path, "api_identity_secret", "i" * 40))
     s = Settings()
     assert s.secret_key.get_secret_value() == KEY  # the file's trailing newline is not part of it
     assert s.order_webhook_secret is not None and s.order_webhook_secret.get_secret_value() == "h" * 20
+    assert s.identity_key == "i" * 40
     engine = make_engine(s.database_dsn)
     try:
         assert engine.url.password == DB_PASSWORD and engine.url.username == "xiaoke"
@@ -59,7 +61,7 @@ def test_secret_settings_are_read_from_files(tmp_path: Path, monkeypatch: pytest
     assert s.redis_dsn is not None
     kwargs = make_redis(s.redis_dsn).connection_pool.connection_kwargs
     assert kwargs["password"] == REDIS_PASSWORD and kwargs["host"] == "redis" and kwargs["db"] == 0
-    for secret in (KEY, DB_PASSWORD, REDIS_PASSWORD):
+    for secret in (KEY, DB_PASSWORD, REDIS_PASSWORD, "i" * 40):
         assert secret not in repr(s)
 
 

@@ -87,6 +87,7 @@ def test_compose_api_settings_load_from_the_secret_files(
         assert (url.username, url.password, url.host) == ("xiaoke", values["mysql_password"], "mysql")
         assert s.redis_dsn == f"redis://:{values['redis_password']}@redis:6379/0"
         assert s.order_webhook_secret is not None
+        assert s.identity_key == values["api_identity_secret"]
 
 
 @pytest.fixture

@@ -167,12 +167,16 @@ export function useChat(deps: ChatDeps) {
   async function deliver(text: string, mine: ChatMessage): Promise<void> {
     store.typing = !store.withAgent
     try {
-      const res = await withRetry(() => api.chat(text, store.session, config.userId, mine.key), {
+      const identity = { userId: config.userId, userSignature: config.userSignature }
+      const res = await withRetry(() => api.chat(text, store.session, identity, mine.key), {
         ...retryOpts,
         onRetry: () => (store.connection = 'reconnecting'),
       })
       store.connection = 'online'
       mine.status = 'sent'
+      if (res.identity === 'rejected')
+        // for the shop's developers: the visitor chats on, anonymously (order questions are told to log in)
+        console.warn('XiaoKe widget: the API did not accept data-user-signature for data-user-id (missing, wrong or expired); this conversation is anonymous')
       if (!store.session || res.session_id !== store.session.id) {
         if (res.session_token) {
           store.session = { id: res.session_id, token: res.session_token }
