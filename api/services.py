@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -112,16 +112,22 @@ def redis_retry_policy() -> Retry:
     return Retry(ExponentialBackoff(cap=0.25, base=0.025), 6, (RedisConnectionError, RedisTimeoutError))
 
 
-def make_redis(url: str, **kwargs: Any) -> Redis:
-    """The API's Redis client: short socket timeouts plus the explicit retry policy above."""
-    return Redis.from_url(
+def make_redis(url: str, *, max_connections: int = 100, pool_timeout_s: float = 2.0, **kwargs: Any) -> Redis:
+    """The API's Redis client: short socket timeouts plus the explicit retry policy above, on a pool of at most
+    ``max_connections`` where a request beyond it waits up to ``pool_timeout_s`` for a free connection. (redis-py's
+    default pool fails at once when full: a burst of concurrent requests - widgets reconnecting after a deploy - got
+    503s while Redis itself was idle.)"""
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
         socket_timeout=2.0,
         socket_connect_timeout=1.0,
         retry=redis_retry_policy(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         **kwargs,
     )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 async def build_services(
@@ -136,7 +142,11 @@ async def build_services(
     events: EventBus
     limiter: RateLimiter
     if settings.redis_dsn is not None:
-        redis = make_redis(settings.redis_dsn)
+        redis = make_redis(
+            settings.redis_dsn,
+            max_connections=settings.redis_pool_size,
+            pool_timeout_s=settings.redis_pool_timeout_s,
+        )
         sessions = RedisSessionStore(
             redis,
             prefix=settings.redis_prefix,

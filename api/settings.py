@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     redis_password: SecretStr | None = None
     redis_prefix: str = "xiaoke:"
+    # command connections per API process; a request finding all busy waits up to redis_pool_timeout_s for one
+    # (then 503 DEPENDENCY_UNAVAILABLE). Event streams do not count: they share one pub/sub connection.
+    redis_pool_size: int = Field(default=100, ge=1, le=10_000)
+    redis_pool_timeout_s: float = Field(default=2.0, gt=0, le=30)
 
     serving_url: str = "http://127.0.0.1:8001"
     serving_connect_timeout_s: float = Field(default=0.25, gt=0)

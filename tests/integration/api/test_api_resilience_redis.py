@@ -151,3 +151,30 @@ async def test_session_lock_is_renewed_while_held(flaky: tuple[Redis, Redis, str
         assert await direct.exists(key)
     assert not await direct.exists(key)
     await store.close()
+
+
+async def test_a_burst_beyond_the_pool_waits_for_a_connection_instead_of_failing(
+    redis_client: tuple[Redis, str],
+) -> None:
+    """Six requests that each hold a connection for 0.3 s on a pool of two: they queue for a connection and all
+    succeed (~0.9 s). redis-py's default pool raised "Too many connections" at the third: a burst of widget
+    requests got 503s while Redis itself was idle. A wait longer than pool_timeout_s is still an error."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    _, prefix = redis_client
+    client = make_redis("redis://127.0.0.1:6379/0", max_connections=2, pool_timeout_s=5)
+    try:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(client.blpop([f"{prefix}empty"], timeout=0.3) for _ in range(6)))
+        assert results == [None] * 6
+        assert time.perf_counter() - t0 >= 0.8  # three rounds of two: they did wait
+    finally:
+        await client.aclose()
+    impatient = make_redis("redis://127.0.0.1:6379/0", max_connections=1, pool_timeout_s=0.2)
+    try:
+        outcomes = await asyncio.gather(
+            impatient.blpop([f"{prefix}empty"], timeout=1), impatient.ping(), return_exceptions=True
+        )
+        assert outcomes[0] is None and isinstance(outcomes[1], RedisConnectionError), outcomes
+    finally:
+        await impatient.aclose()
