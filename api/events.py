@@ -8,7 +8,9 @@ With Redis, one pub/sub connection per process carries every topic (``RedisEvent
 is subscribed while the process has at least one local subscriber of it, and one reader task fans each
 message out to that topic's local queues. Live push is best effort: events published while that connection
 is down are lost (history is the source of truth); it reconnects with backoff and re-subscribes every live
-topic, and open streams stay open across the outage.
+topic. A subscription that may have missed events (the outage, or its full queue dropping one) is marked
+``gap``: the SSE route then ends that stream, and the widget and the console reconnect and re-read what they
+missed (their catch-up on every reopen).
 """
 
 from __future__ import annotations
@@ -43,11 +45,14 @@ class EventBus(Protocol):
 class _Subscription:
     def __init__(self, maxsize: int) -> None:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
+        # events may have been lost since the stream opened: its reader should re-sync from history
+        self.gap = False
 
     def put(self, event: Event) -> None:
         if self.queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
+            self.gap = True
         self.queue.put_nowait(event)
 
     async def next(self, timeout: float) -> Event | None:
@@ -285,6 +290,9 @@ class RedisEventBus:
                 await conn.connect()
                 link = self._link = _Link(conn)
                 if self._down_since is not None:
+                    for subs in self._local.by_topic.values():  # what was published meanwhile never came
+                        for sub in subs:
+                            sub.gap = True
                     log.warning(
                         "event pub/sub reconnected after %.1f s; re-subscribing %d topics (events published "
                         "meanwhile were not pushed)",

@@ -155,9 +155,9 @@ async def events(
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Open event streams in this process, per session and per client IP (visitors) or per account (console): each
-# holds a subscription (a Redis pub/sub connection in production) for as long as the client likes, so neither one
-# session token, nor one address (with as many sessions as its chat budget creates), nor one console account may
-# open any number.
+# holds an open response, a task and a subscription queue (all streams share the process's one Redis pub/sub
+# connection) for as long as the client likes, so neither one session token, nor one address (with as many
+# sessions as its chat budget creates), nor one console account may open any number.
 SSE_MAX_STREAMS_PER_SESSION = 5  # a few browser tabs share one session (localStorage)
 SSE_MAX_STREAMS_PER_IP = 100  # visitors behind one NAT each hold one per open tab
 SSE_MAX_STREAMS_PER_ACCOUNT = 10  # a console tab each
@@ -204,7 +204,9 @@ async def sse_stream(
     still_authorized: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[str]:
     """Events of ``topic`` until the client leaves or, with ``still_authorized``, its credentials lapse (checked
-    before every event and keep-alive: a stream outlives the request that authorized it)."""
+    before every event and keep-alive: a stream outlives the request that authorized it), or the subscription
+    may have missed events (``gap``: a pub/sub outage, a full queue): the stream ends, and the widget and the
+    console reconnect and catch up from history, as after any reconnect."""
     async with services.events.subscribe(topic) as sub:
         yield ": connected\n\n"
         while True:
@@ -212,6 +214,8 @@ async def sse_stream(
                 return
             event = await sub.next(SSE_KEEPALIVE_S)
             if still_authorized is not None and not await still_authorized():
+                return
+            if sub.gap:
                 return
             if event is None:
                 yield ": keep-alive\n\n"

@@ -154,6 +154,7 @@ async def test_open_streams_survive_a_killed_pubsub_connection(
     async with bus.subscribe("session:r") as sub_r, bus.subscribe("agents") as sub_agents:
         ours = await _pubsub_clients(client, bus)
         assert len(ours) == 1
+        assert not (sub_r.gap or sub_agents.gap)
         assert await client.execute_command("CLIENT", "KILL", "ID", ours[0]["id"]) == 1
         # the bus reconnects (a new client id) and re-subscribes both topics
         await _eventually(
@@ -163,6 +164,8 @@ async def test_open_streams_survive_a_killed_pubsub_connection(
         await bus.publish("agents", {"event": "handoff", "data": {"status": "waiting"}})
         assert await sub_r.next(2.0) == {"event": "message", "data": {"text": "重连后"}}
         assert await sub_agents.next(2.0) == {"event": "handoff", "data": {"status": "waiting"}}
+        # what was published while it was down never came: the streams are told to re-sync from history
+        assert sub_r.gap and sub_agents.gap
 
 
 async def _reconnected(

@@ -209,3 +209,29 @@ async def test_sse_stream_formats_events_and_stops_on_disconnect() -> None:
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(gen.__anext__(), 1)
     assert bus.subscribers == 0  # the subscription was released
+
+
+async def test_sse_stream_ends_when_its_subscription_missed_events() -> None:
+    """A reader too slow for its queue (or a pub/sub outage) loses events: the stream ends instead of carrying on
+    with a hole, and the widget / console reconnect and catch up from history (their catch-up on every reopen)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from api.events import InMemoryEventBus
+    from api.routes.public import sse_stream
+
+    class FakeRequest:
+        async def is_disconnected(self) -> bool:
+            return False
+
+    bus = InMemoryEventBus(queue_size=2)
+    gen = sse_stream(SimpleNamespace(events=bus), "session:s1", FakeRequest())  # type: ignore[arg-type]
+    assert await gen.__anext__() == ": connected\n\n"
+    for i in range(2):
+        await bus.publish("session:s1", {"event": "message", "data": {"n": i}})
+    assert '"n": 0' in await asyncio.wait_for(gen.__anext__(), 1)  # no gap yet: delivered
+    for i in range(2, 5):  # three more into a queue of two (one still queued): the oldest are dropped
+        await bus.publish("session:s1", {"event": "message", "data": {"n": i}})
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(gen.__anext__(), 1)
+    assert bus.subscribers == 0
