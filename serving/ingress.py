@@ -60,6 +60,7 @@ REEMBED_LOCK = "reembed"
 INDEX_JOB_TIMEOUT_S = (
     3600.0  # an index build or a re-embedding's activation: a large KB takes minutes, not seconds
 )
+STARTUP_REEMBED_WAIT_S = 300.0  # a starting replica waits this long for another one's re-embedding at most
 REEMBED_RETRY_S = 30.0  # a failed re-embedding is tried again after this long (each try embeds the whole KB)
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -269,6 +270,7 @@ class NluIngress:
         try:
             active = await asyncio.to_thread(self.index_store.active)
             if active is not None and not await self._stale_bootstrap_index(active):
+                await self._startup_reembed()
                 self._bootstrap_state = "done"
                 return
             path = s.bootstrap_faq
@@ -294,6 +296,17 @@ class NluIngress:
         except Exception:
             self._bootstrap_state = "failed"
             log.exception("FAQ index bootstrap failed; serving without an index")
+
+    async def _startup_reembed(self) -> None:
+        """At startup, an active index built by another embedder (a new embedder bundle, then a restart: `make
+        models`, a new image) is re-embedded before this replica reports ready (/readyz waits for the bootstrap),
+        so its first requests do not get keyword-only retrieval. A replica holding the re-embedding lock is waited
+        for, up to STARTUP_REEMBED_WAIT_S; a failure is left to the watcher (`_watch_index`), which retries."""
+        deadline = time.monotonic() + STARTUP_REEMBED_WAIT_S
+        while await self._mismatch() is not None:
+            if await self.reembed_index() != "busy" or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(self.settings.index_poll_s)
 
     async def _stale_bootstrap_index(self, active: str) -> bool:
         """True when the active index is a bootstrap (demo FAQ) index built by another embedder than the one

@@ -278,6 +278,29 @@ def test_an_embedder_change_re_embeds_the_published_index_and_a_rollback_reactiv
     ready = _wait_ready(h, lambda b: b["index_reembed"] == "idle")
 
 
+def test_a_replica_started_on_a_new_embedder_re_embeds_the_index_before_it_is_ready(
+    local_serve: None, store: Path, tmp_path: Path
+) -> None:
+    """`make models` (or a new image) then a restart: the active index was built by the previous embedder. The
+    replica used to report ready at once and answer its first requests keyword-only until the watcher caught up
+    (a benchmark run right after `make models` saw 5 of 60 demo turns fall to "clarify")."""
+    h = _run(store, tmp_path, bootstrap=False)
+    r = _call(h, "build_index", make_request("POST", "/v1/indexes", {"entries": KB, "version": "kb-1"}))
+    assert r.status_code == 201 and _json(r)["embedder_version"] == "tiny-1"
+    serve.shutdown()
+    emb2 = publish_embedder_copy(store, tmp_path)
+    ModelStore(store).set_live(BundleKind.EMBEDDER, emb2)
+
+    h = _run(store, tmp_path, bootstrap=False)
+    ready = _wait_ready(h, lambda b: True)  # the first ready answer
+    indexes = IndexStore(store / "indexes")
+    active = indexes.active()
+    assert active is not None and indexes.info(active).embedder_version == emb2, ready
+    assert ready["index_version"] == active and indexes.info(active).derived_from == "kb-1"
+    body = _json(_call(h, "nlu", make_request("POST", "/v1/nlu", {"texts": ["我要退货"]})))
+    assert body["results"][0]["candidates"][0]["dense_score"] > 0.5  # dense evidence from the first request
+
+
 def _ingress(store: Path, tmp_path: Path) -> Any:
     """A fused ingress replica as a plain object (no Serve) over `store`. Its index watch runs once an hour:
     these tests call `reembed_index` themselves."""
