@@ -16,6 +16,11 @@ SEARCH_MAX_CHARS = 100
 TEMPLATE_VARIANTS_MAX = 20
 TEMPLATE_VARIANT_MAX_CHARS = 1000
 XLSX_MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024  # zip-bomb guard for .xlsx uploads
+# The import's multipart form: one file part (its bytes spool to disk, the upload limit bounds them), and
+# only a few small text fields (held in memory; the import reads none) -- Starlette allows 1000 of 1 MB each.
+UPLOAD_MAX_FILES = 1
+UPLOAD_MAX_FIELDS = 8
+UPLOAD_MAX_FIELD_BYTES = 1024
 ANALYTICS_MAX_DAYS = 366
 # Day filters (conversations, analytics): far from date.min / date.max, whose neighbours do not exist
 DATE_MIN = date(2000, 1, 1)

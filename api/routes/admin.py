@@ -6,10 +6,12 @@ conversation views, which agents may use too. Every write is audited in the same
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.datastructures import UploadFile
 
 from api.admin import analytics, conversations, index, kb, playground, templates, transfer, unanswered
 from api.admin import limits as lim
@@ -77,12 +79,59 @@ def export_faqs(db: DbDep, user: CurrentAdmin, format: Literal["csv", "xlsx"] = 
     )
 
 
-@router.post("/faqs/import", response_model=ImportResult)
+async def admin_upload(request: Request, user: CurrentAdmin) -> AsyncIterator[UploadFile]:
+    """The import's ``file`` part, read only once the caller is known to be an admin.
+
+    A ``File()`` parameter made FastAPI receive and parse the whole multipart body before it ran any
+    dependency: anyone without a token had the API spool up to the upload limit (``max_upload_bytes``, enforced
+    by ``EdgeMiddleware`` on the bytes received) before their 401. Depending on ``CurrentAdmin``, this reads the
+    body after the 401/403 checks. Parse errors stay a 400 (Starlette's), a missing or non-file ``file`` the
+    422 FastAPI gave; the spooled files are closed after the response.
+    """
+    form = await request.form(
+        max_files=lim.UPLOAD_MAX_FILES,
+        max_fields=lim.UPLOAD_MAX_FIELDS,
+        max_part_size=lim.UPLOAD_MAX_FIELD_BYTES,
+    )
+    try:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise AppError(ErrorCode.VALIDATION_ERROR)
+        yield file
+    finally:
+        await form.close()
+
+
+# The body is read by ``admin_upload``, not declared as a parameter: documented here as FastAPI documented it.
+IMPORT_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "contentMediaType": "application/octet-stream",
+                            "title": "File",
+                            "description": ".csv or .xlsx",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/faqs/import", response_model=ImportResult, openapi_extra=IMPORT_BODY_DOC)
 def import_faqs(
     services: ServicesDep,
     db: DbDep,
     user: CurrentAdmin,
-    file: Annotated[UploadFile, File()],
+    file: Annotated[UploadFile, Depends(admin_upload)],
     dry_run: bool = True,
 ) -> ImportResult:
     settings = services.settings

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import zipfile
+from collections.abc import AsyncIterator
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -314,6 +316,114 @@ async def test_import_limits(console) -> None:  # type: ignore[no-untyped-def]
     resp = await c.post(IMPORT, headers=h)  # no file
     assert resp.status_code == 422
     assert _count(console) >= 100  # nothing above touched the KB
+
+
+# ---- the upload is read only after the token and the role are checked ------------------------------------
+BOUNDARY = "xiaoke-test-boundary"
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def _part(name: str, filename: str | None, data: bytes) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+
+
+class StalledUpload:
+    """A multipart upload whose first chunk arrives at once and the rest only after ``release()``: a server
+    that reads the body before deciding waits for the rest; one that checks the token first answers at once."""
+
+    def __init__(self, first: bytes, rest: bytes) -> None:
+        self.first, self.rest = first, rest
+        self.chunks_read = 0
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.chunks_read += 1
+        yield self.first
+        await self._released.wait()
+        self.chunks_read += 1
+        yield self.rest
+
+
+def _stalled_csv() -> StalledUpload:
+    body = _part("file", "faq.csv", _csv([["分两段上传的问题", "答案", "", ""]]).encode())
+    return StalledUpload(body[:40], body[40:] + f"--{BOUNDARY}--\r\n".encode())
+
+
+@pytest.mark.parametrize(
+    ("who", "status", "code"),
+    [
+        ("anonymous", 401, "UNAUTHORIZED"),
+        ("bad token", 401, "UNAUTHORIZED"),
+        ("agent", 403, "FORBIDDEN"),
+    ],
+)
+async def test_import_refuses_before_reading_the_upload(console, who: str, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    """FastAPI parses a form body before it runs any dependency: an anonymous caller made the API receive,
+    spool and parse up to the 5 MB upload limit before its 401. Now the caller is refused with the body unread
+    (a stalled upload is answered at once) and unparsed (malformed multipart is a 401/403, not a 400)."""
+    headers = {"anonymous": {}, "bad token": {"Authorization": "Bearer v1.e30.AAAA"}, "agent": console.agent}[
+        who
+    ]
+    malformed = await console.client.post(
+        IMPORT, content=b"\x00not multipart" * 1000, headers={**headers, **MULTIPART}
+    )
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (status, code)
+
+    upload = _stalled_csv()
+    try:
+        resp = await asyncio.wait_for(
+            console.client.post(IMPORT, content=upload, headers={**headers, **MULTIPART}), timeout=3
+        )
+    finally:
+        upload.release()
+    assert (resp.status_code, resp.json()["error"]["code"]) == (status, code)
+    assert upload.chunks_read == 0
+
+
+async def test_admin_import_reads_the_upload_with_its_limits(console) -> None:  # type: ignore[no-untyped-def]
+    """The admin's upload is parsed as before, streamed or not, and within the same bounds and error codes."""
+    c, h = console.client, console.admin
+    before = _count(console)
+    upload = _stalled_csv()
+    pending = asyncio.create_task(c.post(IMPORT, content=upload, headers={**h, **MULTIPART}))
+    await asyncio.sleep(0.05)
+    assert upload.chunks_read == 1 and not pending.done()  # the admin's request waits for its body
+    upload.release()
+    resp = await asyncio.wait_for(pending, timeout=5)
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["dry_run"], resp.json()["valid"], resp.json()["created"]) == (True, 1, 1)
+
+    # a streamed body (no Content-Length) over the upload limit: 413 as the middleware decides
+    async def oversized() -> AsyncIterator[bytes]:
+        yield _part("file", "big.csv", b"")[:-2]
+        for _ in range(6):
+            yield b"x" * (1024 * 1024)
+
+    resp = await c.post(IMPORT, content=oversized(), headers={**h, **MULTIPART})
+    assert (resp.status_code, resp.json()["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE")
+
+    malformed = await c.post(IMPORT, content=b"\x00not multipart" * 1000, headers={**h, **MULTIPART})
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+    row = _csv([["问题", "答案", "", ""]]).encode()
+    not_a_file = await c.post(
+        IMPORT,
+        content=_part("file", None, b"question") + f"--{BOUNDARY}--\r\n".encode(),
+        headers={**h, **MULTIPART},
+    )
+    assert (not_a_file.status_code, not_a_file.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
+    other_name = await c.post(IMPORT, files={"upload": ("faq.csv", row)}, headers=h)
+    assert (other_name.status_code, other_name.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
+    two_files = await c.post(IMPORT, files=[("file", ("a.csv", row)), ("file", ("b.csv", row))], headers=h)
+    assert (two_files.status_code, two_files.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+    fields = {f"f{i}": "x" for i in range(9)}  # more text fields than the import's form allows
+    many_fields = await c.post(IMPORT, data=fields, files={"file": ("a.csv", row)}, headers=h)
+    assert (many_fields.status_code, many_fields.json()["error"]["code"]) == (400, "VALIDATION_ERROR")
+    assert _count(console) == before
 
 
 async def test_export_csv_and_xlsx_are_formula_safe_and_round_trip(console) -> None:  # type: ignore[no-untyped-def]
