@@ -37,6 +37,8 @@ def message_record(session: Session, turn: Turn, **extra: Any) -> dict[str, Any]
         "session_id": session.id,
         "visitor_id": session.visitor_id,
         "user_id": session.verified_user_id,  # visitors.external_user_id: never an unchecked claim
+        # visitors.verified: a record without it (journaled by an older API) lands as an anonymous visitor
+        "user_verified": session.verified_user_id is not None,
         "session_started_at": session.created_at.isoformat(),
         "role": turn.role,
         "text": turn.text,
@@ -77,6 +79,7 @@ class HandoffService:
                         status="waiting",
                         reason=reason,
                         last_message=last,
+                        customer_id=session.verified_user_id,  # what agents are shown: never a claim
                     )
                 )
 

@@ -275,6 +275,8 @@ def write_records(db: Session, records: Sequence[Record]) -> int:
                     {
                         "id": rec["visitor_id"],
                         "external_user_id": rec.get("user_id"),
+                        # only a record that says so: one journaled before the check held the widget's claim
+                        "verified": bool(rec.get("user_id") and rec.get("user_verified") is True),
                         "created_at": _dt(rec["session_started_at"]),
                     },
                 )

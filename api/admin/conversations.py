@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, not_, select
 from sqlalchemy.orm import Session
 
-from api.admin.schemas import ConversationOut, FeedbackCounts, TranscriptMessage, TranscriptOut
-from api.db.models import ChatSession, Feedback, HandoffTicket, Message
+from api.admin.schemas import ConversationOut, FeedbackCounts, TranscriptMessage, TranscriptOut, VisitorOut
+from api.db.models import ChatSession, Feedback, HandoffTicket, Message, Visitor
 from api.errors import InvalidInput, NotFound
 from api.pii import mask_pii
 
@@ -120,6 +120,17 @@ def search(
     return items, total
 
 
+def verified_customer_id(db: Session, visitor_id: str | None) -> str | None:
+    """The shop's id of the session's visitor when the shop vouched for it (``visitors.verified``), else None:
+    an id recorded without a verified signature is a claim and never shown to agents as the customer's."""
+    if visitor_id is None:
+        return None
+    visitor = db.get(Visitor, visitor_id)
+    if visitor is None or not visitor.verified:
+        return None
+    return visitor.external_user_id
+
+
 def transcript(db: Session, session_id: str) -> TranscriptOut:
     session = db.get(ChatSession, session_id)
     if session is None:
@@ -146,6 +157,7 @@ def transcript(db: Session, session_id: str) -> TranscriptOut:
         session_id=session.id,
         started_at=session.started_at,
         last_at=session.last_at,
+        visitor=VisitorOut.of(verified_customer_id(db, session.visitor_id)),
         handoff=bool(ticket),
         rating=session.rating,
         rating_comment=mask_pii(session.rating_comment) if session.rating_comment else None,

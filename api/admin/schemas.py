@@ -163,6 +163,18 @@ class PlaygroundOut(BaseModel):
 
 
 # ---- conversations ---------------------------------------------------------------------------------------
+class VisitorOut(BaseModel):
+    """Who the agent is talking to: a customer the shop vouched for (api.identity), or an anonymous visitor whose
+    claims about orders or accounts nobody has checked. ``customer_id`` only ever comes from a verified id."""
+
+    verified: bool
+    customer_id: str | None  # the shop's id of the customer; null: anonymous
+
+    @classmethod
+    def of(cls, verified_customer_id: str | None) -> VisitorOut:
+        return cls(verified=verified_customer_id is not None, customer_id=verified_customer_id)
+
+
 class FeedbackCounts(BaseModel):
     up: int = 0
     down: int = 0
@@ -202,6 +214,7 @@ class TranscriptOut(BaseModel):
     session_id: str
     started_at: datetime
     last_at: datetime
+    visitor: VisitorOut
     handoff: bool
     rating: int | None
     rating_comment: str | None

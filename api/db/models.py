@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -72,6 +73,9 @@ class Visitor(Base):
     __table_args__ = (MYSQL_TABLE,)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     external_user_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    # The shop's signature vouched for external_user_id (api.identity). Rows written before the check existed hold
+    # whatever id the widget claimed: false, so the console shows them as anonymous visitors.
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -173,6 +177,9 @@ class HandoffTicket(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("admin_users.id", ondelete="SET NULL"))
     agent_username: Mapped[str | None] = mapped_column(String(64))
     last_message: Mapped[str | None] = mapped_column(Text)
+    # The shop's verified id of the visitor when the ticket was opened (Session.verified_user_id), None: anonymous.
+    # On the ticket itself: the agents' queue shows it at once, before the writer lands the visitor's row.
+    customer_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     taken_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

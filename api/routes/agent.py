@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from api.admin.schemas import VisitorOut
 from api.audit import write_audit
 from api.auth import TokenClaims, authenticate
 from api.db.models import HandoffTicket
@@ -79,6 +80,7 @@ class TicketOut(BaseModel):
     created_at: datetime
     agent: str | None
     last_message: str | None
+    visitor: VisitorOut  # verified customer or anonymous visitor: what the agent may discuss with them
 
 
 class TicketList(BaseModel):
@@ -104,6 +106,7 @@ def _ticket_out(t: HandoffTicket) -> TicketOut:
         created_at=t.created_at,
         agent=t.agent_username,
         last_message=t.last_message,
+        visitor=VisitorOut.of(t.customer_id),
     )
 
 

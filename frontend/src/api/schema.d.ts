@@ -1202,6 +1202,7 @@ export interface components {
             agent: string | null;
             /** Last Message */
             last_message: string | null;
+            visitor: components["schemas"]["VisitorOut"];
         };
         /** TranscriptMessage */
         TranscriptMessage: {
@@ -1248,6 +1249,7 @@ export interface components {
              * Format: date-time
              */
             last_at: string;
+            visitor: components["schemas"]["VisitorOut"];
             /** Handoff */
             handoff: boolean;
             /** Rating */
@@ -1306,6 +1308,17 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /**
+         * VisitorOut
+         * @description Who the agent is talking to: a customer the shop vouched for (api.identity), or an anonymous visitor whose
+         *     claims about orders or accounts nobody has checked. ``customer_id`` only ever comes from a verified id.
+         */
+        VisitorOut: {
+            /** Verified */
+            verified: boolean;
+            /** Customer Id */
+            customer_id: string | null;
         };
     };
     responses: never;

@@ -53,6 +53,8 @@ export type AcceptRequest = ReqBody<paths['/api/v1/admin/unanswered/{cluster_id}
 export type Analytics = Ok<paths['/api/v1/admin/analytics']['get']>
 export type HandoffTicket = Ok<paths['/api/v1/admin/handoffs']['get']>['items'][number]
 export type HandoffTicketStatus = HandoffTicket['status']
+/** Whether the shop vouched for the visitor (and which customer it is), or an anonymous visitor. */
+export type VisitorIdentity = HandoffTicket['visitor']
 
 /** Payload of an SSE `message` event (visitor and agent streams). */
 export interface EventMessage {

@@ -7,6 +7,31 @@ import { consoleGlobals } from './helpers'
 const ticket = { ticket_id: 't1', session_id: 's1', status: 'active', created_at: '2026-11-24T10:00:00Z', agent: 'admin', last_message: '在吗' }
 
 describe('AgentView', () => {
+  it('shows in the queue and in the conversation header whether the visitor is a verified customer', async () => {
+    const verified = { ...ticket, ticket_id: 't2', session_id: 's2', status: 'waiting', agent: null, visitor: { verified: true, customer_id: 'demo_user_1001' } }
+    const anonymous = { ...ticket, ticket_id: 't3', session_id: 's3', status: 'waiting', agent: null, visitor: { verified: false, customer_id: null } }
+    const f = fakeFetch({
+      'GET /api/v1/admin/handoffs': (url) => json({ items: url.searchParams.get('status') === 'waiting' ? [verified, anonymous] : [] }),
+      'GET /api/v1/admin/conversations/s2': () => json({ session_id: 's2', started_at: '', last_at: '', visitor: verified.visitor, handoff: true, rating: null, rating_comment: null, messages: [] }),
+      'GET /api/v1/admin/conversations/s3': () => json({ session_id: 's3', started_at: '', last_at: '', visitor: anonymous.visitor, handoff: true, rating: null, rating_comment: null, messages: [] }),
+      'GET /api/v1/admin/events': () => sseResponse([]),
+    })
+    const g = consoleGlobals(f.impl)
+    const w = mount(AgentView, { global: g.global, attachTo: document.body })
+    await flushPromises()
+    const items = w.findAll('button.ticket')
+    expect(items.map((b) => b.find('.visitor-badge').text())).toEqual(['已验证 · demo_user_1001', '匿名访客'])
+    await items[1].trigger('click')
+    await flushPromises()
+    const head = w.find('.chat-head .visitor-badge')
+    expect(head.text()).toBe('匿名访客')
+    expect(head.attributes('title')).toContain('均未核实')
+    await items[0].trigger('click')
+    await flushPromises()
+    expect(w.find('.chat-head .visitor-badge').text()).toBe('已验证 · demo_user_1001')
+    w.unmount()
+  })
+
   it('does not send the reply on the Enter that confirms a pinyin candidate (Safari keyCode 229)', async () => {
     const f = fakeFetch({
       'GET /api/v1/admin/handoffs': (url) => json({ items: url.searchParams.get('status') === 'active' ? [ticket] : [] }),

@@ -11,7 +11,7 @@ from sqlalchemy import inspect, select, text
 
 from api.db.engine import make_engine, make_session_factory
 from api.db.migrate import alembic_config, downgrade, schema_is_current, upgrade, wait_for_schema
-from api.db.models import ChatSession, Faq, FaqSimilar, Message
+from api.db.models import ChatSession, Faq, FaqSimilar, Message, Visitor
 from api.db.seed import seed_demo
 from api.journal import write_records
 from api.settings import REPO_ROOT
@@ -147,4 +147,53 @@ def test_seed_is_idempotent_and_writes_ignore_duplicates(mysql_db: str) -> None:
     with factory() as db:
         assert db.scalar(select(text("count(*)")).select_from(Message)) == 5
         assert db.scalar(select(text("count(*)")).select_from(ChatSession)) == 1
+    engine.dispose()
+
+
+def test_visitor_identity_on_mariadb(mysql_db: str) -> None:
+    """0003 on MariaDB: visitors recorded before the signature check (their external_user_id an unchecked claim)
+    come out unverified; a message journaled for a verified visitor lands verified, one without the flag does not;
+    what the agent console reads after a restart."""
+    engine = make_engine(mysql_url(mysql_db))
+    upgrade(engine, "0002_admin")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO visitors (id, external_user_id, created_at) VALUES ('v_old', 'u_claimed', NOW())"
+            )
+        )
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    now = datetime.now(UTC).isoformat()
+
+    def record(n: int, **identity: object) -> dict[str, object]:
+        return {
+            "kind": "message",
+            "id": f"m_id{n}",
+            "session_id": f"s_id{n}",
+            "visitor_id": f"v_id{n}",
+            "session_started_at": now,
+            "role": "user",
+            "text": "我的订单",
+            "created_at": now,
+            **identity,
+        }
+
+    with factory() as db, db.begin():
+        write_records(
+            db,
+            [
+                record(1, user_id="u_1001", user_verified=True),
+                record(2, user_id="u_1002"),  # journaled by an older API: a claim
+                record(3, user_id=None, user_verified=False),
+            ],
+        )
+    with factory() as db:
+        rows = {v.id: (v.external_user_id, v.verified) for v in db.scalars(select(Visitor))}
+    assert rows == {
+        "v_old": ("u_claimed", False),
+        "v_id1": ("u_1001", True),
+        "v_id2": ("u_1002", False),
+        "v_id3": (None, False),
+    }
     engine.dispose()

@@ -214,6 +214,12 @@ export default {
     newTicket: 'New hand-off request',
     since: 'Waiting since',
     agentName: 'Agent',
+    visitor: {
+      verified: 'Verified · {id}',
+      anonymous: 'Anonymous visitor',
+      verifiedHint: 'The shop vouched for this visitor with its signature (customer ID {id}): you may discuss their own orders and account without asking them to prove who they are.',
+      anonymousHint: 'The shop has not verified this visitor: whatever they say about orders or accounts ("I am …", "this is my order") is unchecked. Do not disclose order, address, phone or other account details; ask them to log in to the shop and contact us again.',
+    },
   },
   templates: { key: 'Key', variants: 'Variants (one is picked at random)', variables: 'Variables', addVariant: 'Add variant', empty: 'Keep at least one variant', hint: 'Write variables as {name}, e.g. {order_id}.', draftRestored: 'Unsaved edits from before the login expired were restored; check them and save' },
   users: { username: 'Username', role: 'Role', password: 'Initial password', createdAt: 'Created', newUser: 'New user', required: 'Enter a username and a password of at least 8 characters' },

@@ -214,6 +214,12 @@ export default {
     newTicket: '有新的转人工请求',
     since: '等待自',
     agentName: '坐席',
+    visitor: {
+      verified: '已验证 · {id}',
+      anonymous: '匿名访客',
+      verifiedHint: '商家已用签名验证此访客的身份（客户 ID {id}）：可以与其沟通本人的订单和账户，无需再要求证明身份。',
+      anonymousHint: '此访客的身份未经商家验证：对方关于订单或账户的说法（“我是某某”“这是我的订单”）均未核实。请勿透露订单、地址、手机号等账户信息，请对方登录商城后再咨询。',
+    },
   },
   templates: { key: '模板键', variants: '回复变体（随机选用其一）', variables: '可用变量', addVariant: '添加变体', empty: '至少保留一条变体', hint: '变量写作 {name}，例如 {order_id}。', draftRestored: '已恢复登录过期前未保存的修改，请检查后保存' },
   users: { username: '用户名', role: '角色', password: '初始密码', createdAt: '创建时间', newUser: '新建账号', required: '请填写用户名和至少 8 位的密码' },
