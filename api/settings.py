@@ -4,9 +4,10 @@ Embedded defaults (no environment): SQLite at ``$XIAOKE_DATA_DIR/xiaoke.db``, in
 inference server at http://127.0.0.1:8001. Production sets ``API_DATABASE_URL``, ``API_REDIS_URL`` and
 ``API_SERVING_URL`` and must set real secrets: the validator refuses the development defaults.
 
-Secrets (every ``SecretStr`` setting) come from the environment (``API_SECRET_KEY=...``: Kubernetes
-``secretKeyRef``) or from a file named by ``<VAR>_FILE`` (``API_SECRET_KEY_FILE=/run/secrets/api_secret_key``:
-docker compose ``secrets:``, Kubernetes Secret volumes), never both. The passwords of MySQL and Redis may stay
+Secrets (every ``SecretStr`` setting) come from a file named by ``<VAR>_FILE``
+(``API_SECRET_KEY_FILE=/run/secrets/api_secret_key``: what docker compose ``secrets:`` and the Kubernetes
+manifests' Secret volume do, so no secret sits in a process environment) or from the environment
+(``API_SECRET_KEY=...``: development, tests), never both. The passwords of MySQL and Redis may stay
 out of the URLs: ``API_DATABASE_PASSWORD`` / ``API_REDIS_PASSWORD`` (or their ``_FILE``) are put into
 ``API_DATABASE_URL`` / ``API_REDIS_URL`` (which then carry none) when the connection is made.
 """

@@ -9,7 +9,8 @@ fixtures in deploy/fixtures/broken/):
 - docker-compose.yml against the compose-spec schema (check-jsonschema --builtin-schema vendor.compose-spec),
   the Ray object store of its serving containers capped to fit their shm_size (compose-ray-shm), and no secret
   in any container's environment or command line (compose-secrets: secrets are `secrets:` files);
-- `kubectl kustomize k8s/overlays/{cpu,gpu}` renders;
+- `kubectl kustomize k8s/overlays/{cpu,gpu}` renders, and no rendered workload has a secret in a container's
+  environment or command line (k8s-secrets: no `secretKeyRef` env, secrets are files of a Secret volume);
 - every rendered built-in resource against the Kubernetes JSON schemas shipped with kubernetes-validate
   (offline, strict: unknown fields are errors). Custom resources are NOT accepted as "validated" there:
   each CRD kind must have a schema in deploy/schemas/ (RayService, ServiceMonitor, PrometheusRule) or it is
@@ -469,13 +470,34 @@ def _secret_var(name: str) -> bool:
     return not name.upper().endswith(SECRET_LOCATION) and SECRET_NAME.search(name) is not None
 
 
-def _secret_refs(text: str) -> list[str]:
-    return sorted({m.group(1) for m in VAR_REF.finditer(text) if _secret_var(m.group(1))})
+def _secret_refs(text: str, var_ref: re.Pattern[str] = VAR_REF) -> list[str]:
+    return sorted({m.group(1) for m in var_ref.finditer(text) if _secret_var(m.group(1))})
 
 
 def _url_password(text: str) -> bool:
     """A URL with user:password@ in it, interpolations (${USER:-x}) counted as plain words."""
     return URL_PASSWORD.search(re.sub(r"\$\{[^}]*\}", "X", text)) is not None
+
+
+def _command_findings(where: str, key: str, cmd: Any, var_ref: re.Pattern[str] = VAR_REF) -> Findings:
+    """A command line (argv list or one shell string): the secret variables it references, a URL with a password,
+    a secret-named flag with a value (`--requirepass VALUE`, `--password=x`). Words are split also inside
+    `sh -c "script"` arguments."""
+    if cmd is None:
+        return []
+    args = [w for a in (cmd if isinstance(cmd, list) else [cmd]) for w in str(a).split()]
+    text = " ".join(args)
+    findings: Findings = []
+    refs = _secret_refs(text, var_ref)
+    if refs:
+        findings.append(f"{where}: {key} references {', '.join(refs)}")
+    if _url_password(text):
+        findings.append(f"{where}: {key}: a URL with a password")
+    for i, arg in enumerate(args):
+        flag = SECRET_FLAG.match(arg)
+        if flag and (flag.group(2) or (i + 1 < len(args) and not args[i + 1].startswith("-"))):
+            findings.append(f"{where}: {key}: {arg.split('=', 1)[0]} with a value on the command line (`ps`)")
+    return findings
 
 
 def check_compose_secrets(path: Path) -> Findings:
@@ -511,22 +533,118 @@ def check_compose_secrets(path: Path) -> Findings:
         health = svc.get("healthcheck") or {}
         for key, cmd in (("command", svc.get("command")), ("entrypoint", svc.get("entrypoint")),
                          ("healthcheck", health.get("test"))):  # fmt: skip
-            if cmd is None:
-                continue
-            # words, also inside `sh -c "script"` arguments
-            args = [w for a in (cmd if isinstance(cmd, list) else [cmd]) for w in str(a).split()]
-            text = " ".join(args)
-            refs = _secret_refs(text)
-            if refs:
-                findings.append(f"{where}: {key} references {', '.join(refs)}")
-            if _url_password(text):
-                findings.append(f"{where}: {key}: a URL with a password")
-            for i, arg in enumerate(args):
-                flag = SECRET_FLAG.match(arg)
-                if flag and (flag.group(2) or (i + 1 < len(args) and not args[i + 1].startswith("-"))):
+            findings += _command_findings(where, key, cmd)
+    return findings
+
+
+# Kubernetes expands $(VAR) in command, args, probe commands and env values from the container's environment;
+# $VAR / ${VAR} are the container's shell. Upper case only, as above.
+K8S_VAR_REF = re.compile(r"\$[({]?([A-Z_][A-Z0-9_]*)")
+K8S_CONTAINER_LISTS = {
+    "initContainers": "init container", "containers": "container", "ephemeralContainers": "ephemeral container",
+}  # fmt: skip
+
+
+def _k8s_containers(node: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+    """Every container of a rendered object, wherever its pod spec sits (Deployment and Job templates, a CronJob's
+    jobTemplate, RayService head and worker groups, ...), as ("container <name>", spec); KubeRay's autoscaler
+    sidecar (`autoscalerOptions`: env, envFrom) counts as one too."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _k8s_containers(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in K8S_CONTAINER_LISTS and isinstance(value, list):
+                for container in value:
+                    if isinstance(container, dict):
+                        yield f"{K8S_CONTAINER_LISTS[key]} {container.get('name', '?')}", container
+            elif key == "autoscalerOptions" and isinstance(value, dict):
+                yield "ray autoscaler", value
+            else:
+                yield from _k8s_containers(value)
+
+
+def _rayservice_start_params(node: Any) -> Iterable[str]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _rayservice_start_params(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "rayStartParams" and isinstance(value, dict):
+                yield from (str(k) for k in value)
+            else:
+                yield from _rayservice_start_params(value)
+
+
+def check_k8s_secrets(docs: Iterable[dict[str, Any]]) -> Findings:
+    """Kubernetes: no secret in a container's environment or command line, as compose-secrets for compose. An
+    environment variable is in /proc/<pid>/environ, `kubectl exec ... env`, crash dumps and every child process
+    (a literal value in `kubectl describe` too); arguments in `ps` as well. Secrets are files of a Secret
+    volume, read by the program (API_*_FILE, MYSQL_*_PASSWORD_FILE, redis' config on stdin, MYSQL_PWD set from
+    the file inside a script). Findings, in every container, init container and the KubeRay autoscaler: an env
+    var from `valueFrom.secretKeyRef`, `envFrom` a Secret, an env var named like a secret (not *_FILE) whatever
+    its source, an env value / command / args / probe or lifecycle command that references one ($(VAR), $VAR,
+    ${VAR}) or carries a URL password, a secret-named flag with a value, a ConfigMap put into the environment
+    with a secret-named key or a URL password, and a secret-named KubeRay rayStartParams entry (KubeRay passes
+    those to `ray start` on its command line)."""
+    docs = list(docs)
+    config_maps = {
+        (d.get("metadata") or {}).get("name"): d.get("data") or {}
+        for d in docs
+        if d.get("kind") == "ConfigMap"
+    }
+    findings: Findings = []
+    for doc in docs:
+        obj = _kind_name(doc)
+        for container, spec in _k8s_containers(doc.get("spec")):
+            where = f"{obj} {container}"
+            for var in spec.get("env") or []:
+                name = str(var.get("name", "?"))
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                if ref is not None:
                     findings.append(
-                        f"{where}: {key}: {arg.split('=', 1)[0]} with a value on the command line (`ps`)"
+                        f"{where}: env {name}: valueFrom.secretKeyRef {ref.get('name')}/{ref.get('key')} puts a "
+                        "secret into the environment: mount the Secret as a volume and read the file"
                     )
+                elif _secret_var(name):
+                    findings.append(f"{where}: env {name}: a secret as an environment variable: use a file")
+                text = str(var.get("value") or "")
+                refs = _secret_refs(text, K8S_VAR_REF)
+                if refs:
+                    findings.append(f"{where}: env {name} references {', '.join(refs)}")
+                if _url_password(text):
+                    findings.append(f"{where}: env {name}: a URL with a password")
+            for source in spec.get("envFrom") or []:
+                if "secretRef" in source:
+                    findings.append(
+                        f"{where}: envFrom secretRef {(source['secretRef'] or {}).get('name')}: every key of the "
+                        "Secret becomes an environment variable: mount it as a volume"
+                    )
+                cm_name = (source.get("configMapRef") or {}).get("name")
+                for key, value in (config_maps.get(cm_name) or {}).items():
+                    var_name = f"{source.get('prefix', '')}{key}"
+                    if _secret_var(var_name):
+                        findings.append(
+                            f"{where}: envFrom ConfigMap {cm_name}: {var_name}: a secret as an environment "
+                            "variable (and in a ConfigMap)"
+                        )
+                    if _url_password(str(value)):
+                        findings.append(
+                            f"{where}: envFrom ConfigMap {cm_name}: {var_name}: a URL with a password"
+                        )
+            commands = [("command", spec.get("command")), ("args", spec.get("args"))]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                commands.append((probe, ((spec.get(probe) or {}).get("exec") or {}).get("command")))
+            for hook in ("postStart", "preStop"):
+                handler = (spec.get("lifecycle") or {}).get(hook) or {}
+                commands.append((f"lifecycle.{hook}", (handler.get("exec") or {}).get("command")))
+            for key, cmd in commands:
+                findings += _command_findings(where, key, cmd, K8S_VAR_REF)
+        for param in _rayservice_start_params(doc.get("spec")):
+            if SECRET_FLAG.match(f"--{param}"):
+                findings.append(
+                    f"{obj}: rayStartParams {param}: KubeRay passes it to `ray start` on the command line (`ps`)"
+                )
     return findings
 
 
@@ -955,6 +1073,7 @@ def run_all(root: Path = ROOT) -> list[Result]:
             _attempt(f"kubernetes {K8S_VERSION}", target, functools.partial(check_kubernetes, docs))
         )
         results.append(_attempt("crd-schemas", target, functools.partial(check_custom_resources, docs)))
+        results.append(_attempt("k8s-secrets", target, functools.partial(check_k8s_secrets, docs)))
         for doc in docs:
             if doc.get("kind") == "RayService":
                 results.append(_attempt("serve-schema", target, functools.partial(check_serve_schema, doc)))

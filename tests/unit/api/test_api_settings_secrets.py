@@ -1,5 +1,5 @@
-"""Secrets of the API settings: from the environment (Kubernetes secretKeyRef) or from files named by
-API_<NAME>_FILE (docker compose `secrets:`), passwords kept out of the URLs, never echoed in errors."""
+"""Secrets of the API settings: from files named by API_<NAME>_FILE (docker compose `secrets:`, the Kubernetes
+Secret volume) or from the environment, passwords kept out of the URLs, never echoed in errors."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def test_secret_settings_are_read_from_files(tmp_path: Path, monkeypatch: pytest
 
 
 def test_the_kubernetes_form_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
-    """k8s/base/api.yaml: secrets as environment variables (secretKeyRef), passwords inside the URLs."""
+    """Secrets as environment variables (a secretKeyRef), passwords inside the URLs: still accepted, though
+    k8s/base/api.yaml now mounts them as files (API_<NAME>_FILE; every env name there is a setting)."""
     monkeypatch.setenv("API_ENV", "production")
     monkeypatch.setenv("API_SECRET_KEY", KEY)
     monkeypatch.setenv("API_DATABASE_URL", "mysql+pymysql://xiaoke:pw1@mysql:3306/xiaoke?charset=utf8mb4")
@@ -81,7 +82,8 @@ def test_the_kubernetes_form_still_works(monkeypatch: pytest.MonkeyPatch) -> Non
         pod = doc["spec"]["template"]["spec"]
         for container in pod["containers"] + pod.get("initContainers", []):
             for env in container.get("env", []):
-                assert env["name"].removeprefix("API_").lower() in fields, env["name"]
+                name = env["name"].removeprefix("API_").lower()
+                assert name in fields or name.removesuffix("_file") in fields, env["name"]
 
 
 def test_secret_file_errors_name_the_variable_never_the_value(

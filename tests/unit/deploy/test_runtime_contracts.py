@@ -258,7 +258,7 @@ def test_k8s_api_pods_wait_for_the_schema_before_serving(
         assert len(inits) == 1, f"{overlay}: the API pod has no schema-wait init container"
         assert inits[0]["image"] == pod["containers"][0]["image"], "the wait must know the new version's head"
         env = {e["name"] for e in inits[0].get("env", [])}
-        assert {"API_DATABASE_URL", "API_SECRET_KEY"} <= env
+        assert {"API_DATABASE_URL_FILE", "API_SECRET_KEY_FILE"} <= env  # secret files: test_k8s_secrets.py
         waited.clear()
         assert cli.main(list(inits[0].get("command") or []) + list(inits[0]["args"])) == 0
         assert waited and 0 < waited[0] <= 900, f"{overlay}: init container does not wait for the schema"

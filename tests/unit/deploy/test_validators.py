@@ -218,6 +218,76 @@ def test_compose_secrets_check_allows_file_variables_and_shell_locals(tmp_path: 
     )
 
 
+def test_k8s_secrets_check_fails_on_secrets_in_environment_and_argv(rendered: dict[str, Any]) -> None:
+    """The fixture is the secret handling of k8s/base before secrets became files of a Secret volume (secretKeyRef
+    env, `--requirepass $(REDIS_PASSWORD)`, probes reading $MYSQL_ROOT_PASSWORD) plus the other ways a secret
+    reaches `kubectl describe`, /proc/<pid>/environ or `ps`; the rendered overlays have none of them."""
+    docs = vd.load_yaml_docs(BROKEN / "k8s-secrets.broken.yaml")
+    assert vd.check_kubernetes(docs) == []  # the schemas alone accept all of it
+    text = _joined(vd.check_k8s_secrets(docs))
+    for needle in (
+        "Deployment/xiaoke-api init container wait-schema: env API_DATABASE_URL: valueFrom.secretKeyRef "
+        "xiaoke-secrets/API_DATABASE_URL",
+        "Deployment/xiaoke-api container api: env API_SECRET_KEY: valueFrom.secretKeyRef",
+        "container api: env API_ORDER_WEBHOOK_SECRET: valueFrom.secretKeyRef",  # optional: true changes nothing
+        "container api: envFrom secretRef xiaoke-secrets",
+        "container api: env MYSQL_PASSWORD: a secret as an environment variable",  # from a ConfigMap key
+        "container api: env API_DATABASE_URL references MYSQL_PASSWORD",
+        "container api: env API_DATABASE_URL: a URL with a password",
+        "container api: env API_BOOTSTRAP_ADMIN_PASSWORD: a secret as an environment variable",
+        "container api: envFrom ConfigMap api-config: API_REDIS_URL: a URL with a password",
+        "container api: envFrom ConfigMap api-config: API_IDENTITY_SECRET: a secret as an environment variable",
+        "StatefulSet/mysql container mysql: env MYSQL_ROOT_PASSWORD: valueFrom.secretKeyRef",
+        "StatefulSet/mysql container mysql: readinessProbe references MYSQL_ROOT_PASSWORD",
+        "StatefulSet/redis container redis: args references REDIS_PASSWORD",
+        "StatefulSet/redis container redis: args: --requirepass with a value on the command line",
+        "CronJob/xiaoke-mysql-backup container mysqldump: command: --password with a value on the command line",
+        "CronJob/xiaoke-mysql-backup container mysqldump: lifecycle.preStop: a URL with a password",
+    ):
+        assert needle in text, needle
+    for overlay, rendered_docs in rendered.items():
+        assert vd.check_k8s_secrets(rendered_docs) == [], overlay
+
+
+def test_k8s_secrets_check_allows_secret_files_and_shell_locals() -> None:
+    container = {
+        "name": "app",
+        "image": "x",
+        "env": [
+            {"name": "API_SECRET_KEY_FILE", "value": "/run/secrets/xiaoke/API_SECRET_KEY"},
+            {"name": "API_DATABASE_URL", "value": "mysql+pymysql://xiaoke@mysql:3306/xiaoke"},
+        ],
+        "command": [
+            "sh",
+            "-ec",
+            'pass="$(cat /run/secrets/xiaoke/P)"; exec app --keepalive 5 - <<EOF\nx $pass\nEOF',
+        ],
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", 'MYSQL_PWD="$(cat /run/secrets/x/P)" mysqladmin ping']}
+        },
+    }
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}}
+    assert vd.check_k8s_secrets([pod]) == []
+    # KubeRay: rayStartParams become `ray start --<key>=<value>` arguments; the autoscaler sidecar has env too
+    ray = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayService",
+        "metadata": {"name": "serving"},
+        "spec": {
+            "rayClusterConfig": {
+                "autoscalerOptions": {
+                    "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "t"}}}]
+                },
+                "headGroupSpec": {"rayStartParams": {"num-cpus": "0", "redis-password": "hunter2"}},
+            }
+        },
+    }
+    text = _joined(vd.check_k8s_secrets([ray]))
+    assert "RayService/serving ray autoscaler: env TOKEN: valueFrom.secretKeyRef s/t" in text
+    assert "RayService/serving: rayStartParams redis-password" in text
+    assert "num-cpus" not in text
+
+
 def _worker_group(doc: dict[str, Any]) -> dict[str, Any]:
     group: dict[str, Any] = doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
     return group
