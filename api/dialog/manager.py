@@ -364,6 +364,12 @@ class DialogManager:
                 named = label if label in TASK_INTENTS and names_more_than_order_id(norm) else None
                 return await self._fill_order(st, named or task, order_id, outcome, customer_id)
             attempt = looks_like_order_attempt(norm)
+            if not attempt and self._continues_previous(st, norm):
+                # "我想退货" → (number asked) → "那运费呢？": a question about the task, read in its context below
+                # (a weak model reads the fragment alone as an order lookup), not a new one and no number
+                label = None
+                st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
+                return await self._idle_turn(st, norm, None, outcome, label, customer_id)
             switching = not attempt and (
                 (label is not None and label not in (task, OUT_OF_SCOPE_INTENT))
                 or self._is_how_to_question(outcome, norm)
@@ -375,6 +381,17 @@ class DialogManager:
             st.phase, st.task_intent, st.slots, st.slot_attempts = Phase.IDLE, None, {}, 0
 
         return await self._idle_turn(st, norm, order_id, outcome, label, customer_id)
+
+    def _continues_previous(self, st: DialogState, norm: str) -> bool:
+        """A short elliptical follow-up ("那运费呢？", "偏远地区呢") of the previous question, without an order word
+        ("那我的订单呢" is about the visitor's own order)."""
+        compact = _compact(norm)
+        return (
+            bool(st.last_question)
+            and 0 < len(compact) <= self.config.follow_up_max_chars
+            and bool(_ELLIPTICAL.search(compact))
+            and not _ORDER_NOUN.search(norm)
+        )
 
     def _answerable(self, outcome: NluOutcome) -> bool:
         """:func:`answer_level` of the outcome's candidates, with the outcome's own confident intent reading
@@ -473,7 +490,9 @@ class DialogManager:
         bare_keyword = used_query == norm and len(compact) <= self.config.bare_keyword_max_chars
 
         if label == "refund_return" and not _INTERROGATIVE.search(norm) and used_query == norm:
-            # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ).
+            # "我要退款" is a request about one's own order (slot filling); "退货怎么退" is a how-to (FAQ). The
+            # request is the context of a follow-up about it ("那运费呢？": who pays the return shipping).
+            st.last_question = norm[-_MAX_CONTEXT_CHARS:]
             return self._ask_order(st, label, outcome, customer_id)
 
         if used_query == norm:
