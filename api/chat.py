@@ -77,9 +77,10 @@ class ChatService:
             raise RateLimited(decision.retry_after_s)
 
     async def limit_visitor_request(self, client_ip: str) -> None:
-        """Any other visitor request (history, event-stream opens, handoff, feedback, rating): a per-IP bucket of
-        its own with the chat turns' settings. Unlimited, one visitor could read the database, journal votes and
-        open streams as fast as they could send, and these must not eat into the visitor's chat turns either."""
+        """Any other visitor request (history, event-stream opens, handoff, feedback, rating, ending the
+        session): a per-IP bucket of its own with the chat turns' settings. Unlimited, one visitor could read the
+        database, journal votes and open streams as fast as they could send, and these must not eat into the
+        visitor's chat turns either."""
         await self._limit("visitor", client_ip, self.ip_bucket)
 
     async def turn(
@@ -250,6 +251,18 @@ class ChatService:
         if not already:
             await self.handoff.announce_ticket(session)
         return session.handoff.status, ticket_id
+
+    async def end_session(self, session_id: str, token: str | None) -> None:
+        """The visitor is done with the conversation (the widget's logout or "new conversation"): the session is
+        deleted at once, so its token stops working wherever it was copied or is still held (another tab), instead
+        of for the rest of its TTL. Deleted under the session's lock: a turn in flight finishes first, and one
+        that comes after finds the session gone. Its messages stay in the database (the conversation record);
+        its hand-off ticket is closed and its event streams end (HandoffService.visitor_left)."""
+        store = self.s.sessions
+        async with store.lock(session_id):
+            session = await load_authorized(store, session_id, token)
+            await store.delete(session_id)
+        await self.handoff.visitor_left(session)
 
     async def feedback(
         self,

@@ -230,9 +230,7 @@ class HandoffService:
             ticket.session_id, HandoffInfo(status="active", ticket_id=ticket_id)
         ):
             # The visitor left while queued (the session expired): nobody would read the agent's messages.
-            await asyncio.to_thread(self._close_ticket, ticket_id)
-            payload = {"ticket_id": ticket_id, "session_id": ticket.session_id, "status": "closed"}
-            await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
+            await self._close_for_departed_visitor(ticket_id, ticket.session_id)
             raise AppError(ErrorCode.SESSION_NOT_FOUND)
         payload = {
             "ticket_id": ticket_id,
@@ -314,6 +312,29 @@ class HandoffService:
             session.dialog.phase = Phase.AGENT
             await store.save(session)
             return True
+
+    async def visitor_left(self, session: Session) -> None:
+        """The visitor ended the session (``DELETE /sessions/{id}``; the caller deleted it): its ticket, queued or
+        with an agent, is closed as when an agent takes the ticket of a visitor whose session expired (agents get
+        the same ``handoff`` event, and the console shows the conversation as ended), and the session's open event
+        streams end now rather than at their next keep-alive. Best effort like :meth:`withdraw_ticket`: a
+        database that is down leaves the ticket open, and taking it or replying then finds the session gone."""
+        ticket_id = session.handoff.ticket_id
+        if session.handoff.status != "none" and ticket_id:
+            try:
+                await self._close_for_departed_visitor(ticket_id, session.id)
+            except Exception:
+                log.warning("could not close handoff ticket %s of an ended session", ticket_id)
+        # Wakes every stream of the session: each checks that its session still exists before it forwards an
+        # event, finds it gone and ends (the event itself reaches nobody).
+        await self.s.events.publish(
+            session_topic(session.id), {"event": "handoff", "data": {"status": "none"}}
+        )
+
+    async def _close_for_departed_visitor(self, ticket_id: str, session_id: str) -> None:
+        await asyncio.to_thread(self._close_ticket, ticket_id)
+        payload = {"ticket_id": ticket_id, "session_id": session_id, "status": "closed"}
+        await self.s.events.publish(AGENTS_TOPIC, {"event": "handoff", "data": payload})
 
     def _close_ticket(self, ticket_id: str) -> None:
         with self.s.session_factory() as db, db.begin():

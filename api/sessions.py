@@ -1,7 +1,14 @@
 """Visitor sessions: one protocol, two stores (Redis for production, in-process for embedded mode).
 
 A session holds the token hash, the last N turns and the dialog state. Every read-modify-write of a
-session happens under ``store.lock(session_id)``; reads slide the TTL (30 min by default).
+session happens under ``store.lock(session_id)``.
+
+The TTL (30 min by default) runs from the session's last save: a visitor turn, an agent's message, a hand-off
+taken or handed back. Reads (history, event-stream opens, feedback, rating) leave it alone: when they slid it too,
+whoever held a token (copied from the browser, or kept by a tab of a shopper who logged out) could keep the
+session, and with it the conversation, readable for ever by reading it every 29 minutes. A visitor who only
+watches an agent type loses nothing: every agent message is a save. ``delete`` ends a session at once (the
+visitor's ``DELETE /api/v1/sessions/{id}``).
 """
 
 from __future__ import annotations
@@ -137,12 +144,18 @@ def new_session(verified_user_id: str | None = None) -> tuple[Session, str]:
 
 class SessionStore(Protocol):
     async def create(self, session: Session) -> None: ...
-    async def get(self, session_id: str) -> Session | None: ...
-    async def exists(self, session_id: str) -> bool:
-        """Whether the session is alive, without sliding its expiry (a read by the visitor's turn does)."""
+    async def get(self, session_id: str) -> Session | None:
+        """The live session, or None; never moves its expiry (only ``create`` and ``save`` set it)."""
         ...
 
-    async def save(self, session: Session) -> None: ...
+    async def exists(self, session_id: str) -> bool:
+        """Whether the session is alive, without reading it (the event stream asks before every event)."""
+        ...
+
+    async def save(self, session: Session) -> None:
+        """Store the session and restart its TTL."""
+        ...
+
     async def delete(self, session_id: str) -> None: ...
     def lock(self, session_id: str) -> Any:  # async context manager
         ...
@@ -159,7 +172,8 @@ async def load_authorized(store: SessionStore, session_id: str, token: str | Non
 
 
 class InMemorySessionStore:
-    """Embedded single-process store: TTL on access, bounded size (least recently used evicted)."""
+    """Embedded single-process store: TTL from the last save, bounded size. Entries stay in save order, which is
+    expiry order: at the bound, the session closest to expiring is evicted."""
 
     def __init__(self, ttl_s: int, max_sessions: int = 100_000) -> None:
         self.ttl_s = ttl_s
@@ -180,8 +194,6 @@ class InMemorySessionStore:
         if self._expired(item[0]):
             self._data.pop(session_id, None)
             return None
-        self._data[session_id] = (time.monotonic() + self.ttl_s, item[1])
-        self._data.move_to_end(session_id)
         return Session.model_validate_json(item[1])
 
     async def exists(self, session_id: str) -> bool:
@@ -219,7 +231,7 @@ class InMemorySessionStore:
 
 
 class RedisSessionStore:
-    """Sessions as JSON strings with a sliding TTL; a Redis lock per session guards read-modify-write."""
+    """Sessions as JSON strings with a TTL set by every save; a Redis lock per session guards read-modify-write."""
 
     def __init__(
         self,
@@ -257,7 +269,7 @@ class RedisSessionStore:
 
     async def get(self, session_id: str) -> Session | None:
         try:
-            raw = await self.redis.getex(self._key(session_id), ex=self.ttl_s)
+            raw = await self.redis.get(self._key(session_id))
         except RedisError as exc:
             raise DependencyUnavailable(detail="redis get") from exc
         if raw is None:
@@ -277,7 +289,10 @@ class RedisSessionStore:
             raise DependencyUnavailable(detail="redis save") from exc
 
     async def delete(self, session_id: str) -> None:
-        await self.redis.delete(self._key(session_id))
+        try:
+            await self.redis.delete(self._key(session_id))
+        except RedisError as exc:
+            raise DependencyUnavailable(detail="redis delete") from exc
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -1,4 +1,4 @@
-"""Visitor (widget) endpoints: chat, history, live events, handoff, feedback, rating."""
+"""Visitor (widget) endpoints: chat, history, live events, handoff, feedback, rating, ending the session."""
 
 from __future__ import annotations
 
@@ -147,8 +147,9 @@ async def events(
     return open_stream(
         services,
         {("session", session_id): SSE_MAX_STREAMS_PER_SESSION, ("ip", ip): SSE_MAX_STREAMS_PER_IP},
-        # ends when the session expires (30 min without a turn): the widget's reconnect then finds it gone and
-        # says so, instead of an open tab holding a stream (a pub/sub connection) for a conversation that is over
+        # ends when the session expires (30 min without a turn) or is ended: the widget's reconnect then finds it
+        # gone and says so, instead of an open tab holding a stream (a pub/sub connection) for a conversation that
+        # is over
         sse_stream(services, session_topic(session_id), request, lambda: store.exists(session_id)),
     )
 
@@ -249,4 +250,17 @@ async def rating(
 ) -> Response:
     session = await load_authorized(store, session_id, token)
     await chat.rate_session(session, body.rating, body.comment)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/sessions/{session_id}", status_code=204, response_class=Response, dependencies=[VisitorLimit]
+)
+async def end_session(session_id: str, chat: ChatServiceDep, token: SessionToken) -> Response:
+    """End the session now (the widget's logout and "new conversation"): its token stops working everywhere, its
+    hand-off ticket is closed and its event streams end; its messages stay in the history the console shows.
+
+    A wrong token, no token or a session already gone (ended, expired): 404 ``SESSION_NOT_FOUND``, as the history
+    answers, so the route tells nobody which session ids exist. Ending twice changes nothing the second time."""
+    await chat.end_session(session_id, token)
     return Response(status_code=204)

@@ -113,6 +113,8 @@ ROUTES: dict[tuple[str, str], tuple[Access, Req]] = {
     ("GET", "/api/v1/admin/users"): ("admin", _p("/api/v1/admin/users")),
     ("POST", "/api/v1/admin/users"): ("admin", _p("/api/v1/admin/users", json={})),
     ("DELETE", "/api/v1/admin/users/{user_id}"): ("admin", _p("/api/v1/admin/users/999999")),
+    # last: the visitor's 2xx ends session A, which the rows above need alive
+    ("DELETE", "/api/v1/sessions/{session_id}"): ("visitor", _p("/api/v1/sessions/{sid}")),
 }
 
 # Expected outcome per access class and principal: "ok" = neither 401/403 nor 5xx (the handler ran; a 404 for
@@ -241,9 +243,11 @@ async def test_other_visitors_session_is_invisible(world: World) -> None:
         ):
             r = await c.post("/api/v1/feedback", json=body, headers=headers)
             assert r.status_code == 404, (headers, body, r.text)
-        # continuing someone else's conversation
+        # continuing someone else's conversation, or ending it
         r = await c.post("/api/v1/chat", json={"message": "我的订单", "session_id": sid}, headers=headers)
         assert r.status_code == 404, r.text
+        r = await c.delete(f"/api/v1/sessions/{sid}", headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "SESSION_NOT_FOUND", r.text
     # B's own message id with A's session id and B's token: also refused
     r = await c.post(
         "/api/v1/feedback",
@@ -251,7 +255,7 @@ async def test_other_visitors_session_is_invisible(world: World) -> None:
         headers=b.headers,
     )
     assert r.status_code == 404
-    # nothing leaked into A's conversation, nothing opened for A
+    # nothing leaked into A's conversation, nothing opened for A, and it was not ended
     r = await c.get(f"/api/v1/sessions/{sid}/history", headers=a.headers)
     assert r.status_code == 200
     body = r.json()

@@ -122,7 +122,8 @@ async def test_visitor_requests_besides_chat_are_rate_limited_per_ip(
     for method, path, body in calls:  # the burst
         r = await c.request(method, path, json=body, headers=v.headers)
         assert r.status_code in (200, 204), (path, r.status_code, r.text)
-    for method, path, body in [*calls, ("POST", f"/api/v1/sessions/{sid}/handoff", None)]:
+    ends = ("DELETE", f"/api/v1/sessions/{sid}", None)
+    for method, path, body in [*calls, ("POST", f"/api/v1/sessions/{sid}/handoff", None), ends]:
         r = await c.request(method, path, json=body, headers=v.headers)
         assert r.status_code == 429, (path, r.status_code, r.text)
         assert r.json()["error"]["code"] == "RATE_LIMITED" and int(r.headers["Retry-After"]) >= 1

@@ -106,6 +106,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End Session
+         * @description End the session now (the widget's logout and "new conversation"): its token stops working everywhere, its
+         *     hand-off ticket is closed and its event streams end; its messages stay in the history the console shows.
+         *
+         *     A wrong token, no token or a session already gone (ended, expired): 404 ``SESSION_NOT_FOUND``, as the history
+         *     answers, so the route tells nobody which session ids exist. Ending twice changes nothing the second time.
+         */
+        delete: operations["end_session_api_v1_sessions__session_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/faqs": {
         parameters: {
             query?: never;
@@ -656,11 +680,6 @@ export interface components {
             top_intents: components["schemas"]["IntentCount"][];
             feedback: components["schemas"]["FeedbackSummary"];
             latency: components["schemas"]["LatencySummary"];
-        };
-        /** Body_import_faqs_api_v1_admin_faqs_import_post */
-        Body_import_faqs_api_v1_admin_faqs_import_post: {
-            /** File */
-            file: string;
         };
         /** CandidateOut */
         CandidateOut: {
@@ -1529,6 +1548,37 @@ export interface operations {
             };
         };
     };
+    end_session_api_v1_sessions__session_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                "X-Session-Token"?: string | null;
+            };
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_faqs_api_v1_admin_faqs_get: {
         parameters: {
             query?: {
@@ -1657,7 +1707,13 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_import_faqs_api_v1_admin_faqs_import_post"];
+                "multipart/form-data": {
+                    /**
+                     * File
+                     * @description .csv or .xlsx
+                     */
+                    file: string;
+                };
             };
         };
         responses: {

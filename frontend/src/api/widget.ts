@@ -77,6 +77,19 @@ export class WidgetApi {
     )
   }
 
+  /** End the session on the server (logout, new conversation): its token stops working everywhere at once, also
+   *  in another tab or wherever it was copied. `keepalive`: a shop's logout usually navigates away right after,
+   *  which would cancel an ordinary request. A session already gone (or a wrong token) answers 404. */
+  async endSession(session: SessionCredentials): Promise<void> {
+    await unwrap(
+      this.client.DELETE('/api/v1/sessions/{session_id}', {
+        params: { path: { session_id: session.id } },
+        headers: WidgetApi.auth(session),
+        keepalive: true,
+      }),
+    )
+  }
+
   events(session: SessionCredentials, onEvent: (e: SseEvent) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
     const url = `${this.baseUrl}/api/v1/sessions/${encodeURIComponent(session.id)}/events`
     return streamSse(url, WidgetApi.auth(session), onEvent, signal, this.fetchImpl, onOpen)

@@ -2,9 +2,10 @@
  * Embed: <script src="https://kf.example.com/widget.js" data-api="https://kf.example.com" defer></script>
  * Attributes: data-api (defaults to the script's origin), data-lang (zh-CN | en-US), data-user-id +
  * data-user-signature (the shop's signed-in shopper, signed by the shop's backend: docs/operations.md "Verifying
- * visitors"), data-open ("true" opens the panel on load). `window.XiaoKeWidget.open()` / `.close()` control it.
+ * visitors"), data-open ("true" opens the panel on load). `window.XiaoKeWidget.open()` / `.close()` control it;
+ * the shop calls `window.XiaoKeWidget.logout()` when its shopper logs out.
  */
-import { mountWidget, type WidgetHandle } from './mount'
+import { endSavedSessions, mountWidget, type WidgetHandle } from './mount'
 
 const script = document.currentScript as HTMLScriptElement | null
 let handle: WidgetHandle | null = null
@@ -43,4 +44,10 @@ export function close() {
 export function destroy() {
   handle?.destroy()
   handle = null
+}
+/** The shop's shopper logged out: end their conversation and its saved session (here and on the server), also
+ *  when the widget was destroyed before (or is not mounted yet). */
+export function logout() {
+  if (handle) handle.logout()
+  else endSavedSessions(apiFromScript(script).replace(/\/+$/, ''))
 }

@@ -1,12 +1,13 @@
 import { createApp, type App as VueApp } from 'vue'
 import { createPinia } from 'pinia'
-import { WidgetApi } from '@/api/widget'
+import { WidgetApi, type SessionCredentials } from '@/api/widget'
 import { createI18n, detectLocale, type Locale } from '@/shared/i18n'
 import zhCN from '@/locales/widget/zh-CN'
 import enUS from '@/locales/widget/en-US'
 import css from './widget.css?inline'
 import App from './App.vue'
 import { API_KEY, CONFIG_KEY, I18N_KEY, type WidgetConfig } from './context'
+import { safeStorage } from './composables/useChat'
 import { useChatStore } from './store'
 
 export interface MountOptions {
@@ -26,6 +27,9 @@ export interface WidgetHandle {
   open(): void
   close(): void
   destroy(): void
+  /** The shop's shopper logged out: end the conversation (event stream, saved session, messages) and chat on
+   *  anonymously. */
+  logout(): void
   readonly locale: Locale
 }
 
@@ -59,6 +63,59 @@ export function sessionStorageKey(apiBase: string, userId: string | null): strin
   return userId ? `${base}:user:${userId}` : base
 }
 
+/**
+ * Remove the sessions saved for this API except `keep` (all of them when null). A session of an identity that is
+ * not the page's any more (the shopper logged out, or another one logged in on a shared computer) would never be
+ * resumed, but its token would stay in localStorage for good, and with it whoever uses the browser next could read
+ * that conversation, orders included, through the history endpoint for as long as the API keeps the session.
+ * Other APIs' sessions are left alone. Storage that cannot be read is no reason not to mount.
+ * -> the credentials removed (for endSavedSessions; on mount they are only forgotten, not ended: another tab may
+ * still be chatting in one, as the visitor it was before the login).
+ */
+export function forgetSessions(
+  apiBase: string,
+  keep: string | null,
+  storage: Pick<Storage, 'length' | 'key' | 'getItem' | 'removeItem'> | null = safeStorage(),
+): SessionCredentials[] {
+  const anonymous = sessionStorageKey(apiBase, null)
+  const signedIn = `${anonymous}:user:`
+  const removed: SessionCredentials[] = []
+  try {
+    if (!storage) return removed
+    const stale: string[] = []
+    for (let i = 0; i < storage.length; i++) {
+      const key = storage.key(i)
+      if (key !== null && key !== keep && (key === anonymous || key.startsWith(signedIn))) stale.push(key)
+    }
+    for (const key of stale) {
+      // not while iterating: removal renumbers the keys
+      const saved = parseSaved(storage.getItem(key))
+      storage.removeItem(key)
+      if (saved) removed.push(saved)
+    }
+  } catch {
+    /* storage disabled: nothing was saved either */
+  }
+  return removed
+}
+
+function parseSaved(raw: string | null): SessionCredentials | null {
+  try {
+    const v = raw ? (JSON.parse(raw) as Partial<SessionCredentials>) : null
+    return v && typeof v.id === 'string' && typeof v.token === 'string' ? { id: v.id, token: v.token } : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The shopper logged out: forget every session of this API saved in this browser (another tab's too) and end each
+ * on the server, best effort (not awaited, failures ignored), so that none of their tokens keeps working.
+ */
+export function endSavedSessions(apiBase: string, api: WidgetApi = new WidgetApi(apiBase)): void {
+  for (const session of forgetSessions(apiBase, null)) api.endSession(session).catch(() => undefined)
+}
+
 /** Mount the widget into its own shadow root so the host page's CSS cannot reach it (and vice versa). */
 export function mountWidget(opts: MountOptions, doc: Document = document): WidgetHandle {
   const host = doc.createElement('div')
@@ -79,14 +136,16 @@ export function mountWidget(opts: MountOptions, doc: Document = document): Widge
     userId,
     userSignature: opts.userSignature || null,
   }
+  forgetSessions(apiBase, config.storageKey)
   const locale = detectLocale(opts.lang)
   const app: VueApp = createApp(App)
   const pinia = createPinia()
   app.use(pinia)
-  app.provide(API_KEY, new WidgetApi(apiBase))
+  const api = new WidgetApi(apiBase)
+  app.provide(API_KEY, api)
   app.provide(I18N_KEY, createI18n({ 'zh-CN': zhCN, 'en-US': enUS }, locale))
   app.provide(CONFIG_KEY, config)
-  app.mount(el)
+  const root = app.mount(el) as InstanceType<typeof App>
   const store = useChatStore(pinia)
   if (opts.open) store.open = true
   return {
@@ -95,6 +154,14 @@ export function mountWidget(opts: MountOptions, doc: Document = document): Widge
     destroy: () => {
       app.unmount()
       host.remove()
+    },
+    logout: () => {
+      root.logout()
+      // the signature vouches for the shopper who logged out: the next message must not start a conversation as them
+      config.userId = null
+      config.userSignature = null
+      config.storageKey = sessionStorageKey(apiBase, null)
+      endSavedSessions(apiBase, api) // and what another tab of this shop saved
     },
     locale,
   }

@@ -86,4 +86,30 @@ describe('script tag', () => {
     expect(seen).toHaveLength(1)
     expect(seen[0]).toMatchObject({ api: 'https://kf.example.com', userId: USER, userSignature: SIGNATURE })
   })
+
+  it('XiaoKeWidget.logout() ends the conversation, and still forgets the saved session after destroy()', async () => {
+    const logout = vi.fn()
+    vi.doMock('@/widget/mount', async (importOriginal) => ({
+      ...(await importOriginal<typeof import('@/widget/mount')>()),
+      mountWidget: () => ({ open() {}, close() {}, destroy() {}, logout, locale: 'zh-CN' }),
+    }))
+    const script = document.createElement('script')
+    script.dataset.api = 'https://kf.example.com/'
+    script.dataset.userId = USER
+    document.body.appendChild(script)
+    vi.spyOn(document, 'currentScript', 'get').mockReturnValue(script)
+    const widget = await import('@/widget/main')
+    widget.logout()
+    expect(logout).toHaveBeenCalledTimes(1)
+
+    widget.destroy() // a single-page shop took the widget down first
+    localStorage.setItem(sessionStorageKey('https://kf.example.com', USER), JSON.stringify({ id: 's1', token: 'tok1' }))
+    const f = fakeFetch({ 'DELETE /api/v1/sessions/s1': () => new Response(null, { status: 204 }) })
+    vi.stubGlobal('fetch', f.impl)
+    widget.logout()
+    expect(localStorage.getItem(sessionStorageKey('https://kf.example.com', USER))).toBeNull()
+    await vi.waitFor(() => expect(f.calls).toHaveLength(1)) // and the session is ended on the server
+    expect(f.calls[0].headers.get('X-Session-Token')).toBe('tok1')
+    vi.unstubAllGlobals()
+  })
 })

@@ -557,4 +557,185 @@ describe('useChat', () => {
     ])
     chat.stopEvents()
   })
+
+  it('logout() ends the conversation: stream stopped, token forgotten, screen cleared, late answers dropped', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    let answer!: () => void
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () =>
+        json({
+          session_id: 's1',
+          handoff: { status: 'active' },
+          messages: [
+            { id: 'u1', role: 'user', text: '订单 1234567890123 到哪了', created_at: '2026-11-24T10:00:00Z' },
+            { id: 'a1', role: 'agent', text: '已发货，顺丰 SF123', created_at: '2026-11-24T10:01:00Z' },
+          ],
+        }),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'POST /api/v1/chat': async () => {
+        await new Promise<void>((r) => (answer = r))
+        return json(chatReply({ session_token: 'tok1', message_id: 'b2' }))
+      },
+    })
+    const streams: AbortSignal[] = []
+    const impl: typeof fetch = (input, init) => {
+      if (String(input).endsWith('/events') && init?.signal) streams.push(init.signal)
+      return f.impl(input, init)
+    }
+    const chat = useChat({ api: new WidgetApi(config.apiBase, impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    await flush()
+    chat.store.open = true
+    expect(chat.store.messages).toHaveLength(2)
+    expect(streams).toHaveLength(1)
+    const inFlight = chat.send('地址改一下')
+    await flush()
+    chat.store.draft = '我的新地址是'
+
+    chat.logout() // the shop's shopper logged out
+
+    expect(streams[0].aborted).toBe(true)
+    expect(storage.getItem('xk')).toBeNull()
+    expect(chat.store).toMatchObject({ session: null, messages: [], handoff: 'none', draft: '', typing: false, notice: null, open: true })
+    answer() // the old shopper's turn answers after the logout: neither its session nor its reply comes back
+    await inFlight
+    await flush()
+    expect(chat.store.session).toBeNull()
+    expect(chat.store.messages).toEqual([])
+    expect(storage.getItem('xk')).toBeNull()
+    expect(streams).toHaveLength(1) // no event stream reopened for it
+  })
+
+  it('logout() during the restore of a saved conversation does not bring it back', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    let answer!: () => void
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': async () => {
+        await new Promise<void>((r) => (answer = r))
+        return json({ session_id: 's1', handoff: { status: 'none' }, messages: [{ id: 'b1', role: 'bot', text: '您好', created_at: '2026-11-24T10:00:00Z' }] })
+      },
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    const restoring = chat.restore()
+    await flush()
+    chat.logout()
+    answer()
+    await restoring
+    expect(chat.store).toMatchObject({ session: null, messages: [], restoring: false })
+    expect(storage.getItem('xk')).toBeNull()
+    // the saved session is ended on the server too, with its own token; nothing else goes out
+    expect(f.calls.map((c) => [c.method, c.path, c.headers.get('X-Session-Token')])).toEqual([
+      ['GET', '/api/v1/sessions/s1/history', 'tok1'],
+      ['DELETE', '/api/v1/sessions/s1', 'tok1'],
+    ])
+  })
+
+  it('logout() and a new conversation end the session on the server with its old token, without waiting for it', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    let deletes = 0
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () => json({ session_id: 's1', handoff: { status: 'none' }, messages: [] }),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'GET /api/v1/sessions/s2/events': () => sseResponse([]),
+      'POST /api/v1/chat': () => json(chatReply({ session_id: 's2', session_token: 'tok2' })),
+      // the first never answers (the UI must not wait for it), the second fails (nobody is told)
+      'DELETE /api/v1/sessions/s1': () => new Promise<Response>(() => deletes++),
+      'DELETE /api/v1/sessions/s2': () => json({ error: { code: 'INTERNAL', message: 'x' } }, 500),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    chat.newConversation()
+    expect(chat.store.session).toBeNull() // at once, not after the server's answer
+    await vi.waitFor(() => expect(deletes).toBe(1))
+    await chat.send('运费怎么算') // the new conversation is not held up by the unanswered DELETE
+    expect(chat.store.session).toEqual({ id: 's2', token: 'tok2' })
+    chat.logout()
+    await flush()
+    const ends = f.calls.filter((c) => c.method === 'DELETE')
+    expect(ends.map((c) => [c.path, c.headers.get('X-Session-Token')])).toEqual([
+      ['/api/v1/sessions/s1', 'tok1'],
+      ['/api/v1/sessions/s2', 'tok2'],
+    ])
+    expect(chat.store).toMatchObject({ session: null, messages: [], notice: null })
+    expect(f.calls.filter((c) => c.method === 'DELETE' || c.path === '/api/v1/chat')).toHaveLength(3) // never retried
+  })
+
+  it('a new conversation drops the answer of a turn still in flight in the old one, and stops its retries', async () => {
+    const storage = memoryStorage()
+    storage.setItem('xk', JSON.stringify({ id: 's1', token: 'tok1' }))
+    const gates: (() => void)[] = []
+    const f = fakeFetch({
+      'GET /api/v1/sessions/s1/history': () => json({ session_id: 's1', handoff: { status: 'none' }, messages: [] }),
+      'GET /api/v1/sessions/s1/events': () => sseResponse([]),
+      'GET /api/v1/sessions/s2/events': () => sseResponse([]),
+      'POST /api/v1/chat': async (_u, init) => {
+        const body = JSON.parse(init.body!) as { message: string; session_id: string | null }
+        if (body.message === '新问题') return json(chatReply({ session_id: 's2', session_token: 'tok2', message_id: 'b-new' }))
+        await new Promise<void>((r) => gates.push(r))
+        return json(chatReply({ session_id: 's1', session_token: null, message_id: 'b-old', reply: { type: 'answer', text: '旧会话的回答', suggestions: [], faq_id: null, quick_replies: [] } }))
+      },
+      'DELETE /api/v1/sessions/s1': () => new Response(null, { status: 204 }),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage, sleep: noSleep })
+    await chat.restore()
+    const old = chat.send('地址改一下')
+    await vi.waitFor(() => expect(gates).toHaveLength(1))
+    chat.newConversation()
+    await chat.send('新问题') // not queued behind the old conversation's turn
+    gates.shift()!() // the old turn answers now
+    await old
+    await flush()
+    expect(chat.store.session).toEqual({ id: 's2', token: 'tok2' })
+    expect(JSON.parse(storage.getItem('xk')!)).toEqual({ id: 's2', token: 'tok2' })
+    expect(chat.store.messages.map((m) => [m.role, m.text])).toEqual([
+      ['user', '新问题'],
+      ['bot', '请问您想了解哪一项？'],
+    ])
+    expect(chat.store.typing).toBe(false)
+
+    // a turn of the old conversation still retrying stops: its next try would have gone out in the new one
+    let sleeping!: () => void
+    const slept = new Promise<void>((r) => (sleeping = r))
+    let wake!: () => void
+    const sleep = () => (sleeping(), new Promise<void>((r) => (wake = r)))
+    setActivePinia(createPinia())
+    const g = fakeFetch({
+      'POST /api/v1/chat': () => json({ error: { code: 'OVERLOADED', message: 'x' } }, 503),
+    })
+    const chat2 = useChat({ api: new WidgetApi(config.apiBase, g.impl), i18n: i18n(), config, storage: null, sleep })
+    const retrying = chat2.send('你好')
+    await slept
+    chat2.newConversation()
+    wake()
+    await retrying
+    expect(g.calls.filter((c) => c.path === '/api/v1/chat')).toHaveLength(1)
+    expect(chat2.store).toMatchObject({ messages: [], connection: 'online', notice: null })
+  })
+
+  it('ends the session a turn opened when its answer comes after the conversation ended', async () => {
+    let answer!: () => void
+    const f = fakeFetch({
+      'POST /api/v1/chat': async () => {
+        await new Promise<void>((r) => (answer = r))
+        return json(chatReply({ session_id: 's9', session_token: 'tok9', reply: { type: 'handoff', text: '正在为您转接人工客服', suggestions: [], faq_id: null, quick_replies: [] }, handoff: { status: 'waiting' } }))
+      },
+      'DELETE /api/v1/sessions/s9': () => new Response(null, { status: 204 }),
+    })
+    const chat = useChat({ api: new WidgetApi(config.apiBase, f.impl), i18n: i18n(), config, storage: null, sleep: noSleep })
+    const first = chat.send('转人工') // a new visitor's first message: no session yet
+    await vi.waitFor(() => expect(answer).toBeTypeOf('function'))
+    chat.logout() // nothing to end yet
+    answer()
+    await first
+    await flush()
+    expect(chat.store).toMatchObject({ session: null, messages: [], handoff: 'none' })
+    // nobody holds its token any more: ended, so agents are not left with a queued visitor who is gone
+    expect(f.calls.filter((c) => c.method === 'DELETE').map((c) => [c.path, c.headers.get('X-Session-Token')])).toEqual([
+      ['/api/v1/sessions/s9', 'tok9'],
+    ])
+  })
 })

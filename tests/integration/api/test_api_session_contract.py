@@ -63,13 +63,27 @@ async def test_ids_and_tokens_are_random_and_long() -> None:
     assert all(len(t) >= 43 for _, t in pairs)  # >= 256 bits url-safe
 
 
-async def test_ttl_expires_and_reads_slide_it(store: SessionStore) -> None:
+async def test_ttl_expires_and_saves_slide_it(store: SessionStore) -> None:
     s, _ = new_session()
     await store.create(s)
-    for _ in range(3):  # 3 x 0.9 s > TTL, but every read slides the expiry
+    for _ in range(3):  # 3 x 0.9 s > TTL, but every save (a turn, an agent's message) restarts it
         await asyncio.sleep(0.9)
-        assert await store.get(s.id) is not None
+        got = await store.get(s.id)
+        assert got is not None
+        await store.save(got)
     await asyncio.sleep(TTL + 0.3)
+    assert await store.get(s.id) is None
+
+
+async def test_reads_do_not_slide_the_expiry(store: SessionStore) -> None:
+    """Every read (history, event-stream opens, feedback) used to slide the expiry: whoever held a token could keep
+    the session, and the conversation with it, readable for ever by reading it every 29 minutes."""
+    s, _ = new_session()
+    await store.create(s)
+    for _ in range(2):
+        await asyncio.sleep(0.8)
+        assert await store.get(s.id) is not None
+    await asyncio.sleep(0.7)  # 2.3 s after the create: past the TTL, whatever the reads did
     assert await store.get(s.id) is None
 
 

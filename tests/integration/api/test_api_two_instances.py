@@ -14,11 +14,14 @@ import pytest
 from api_fakes import FakeNlu
 from api_live_services import mysql_url
 from redis.asyncio import Redis
+from sqlalchemy import select
 
 from api.bootstrap import ensure_admin, migrate_and_seed
 from api.db.engine import make_engine, make_session_factory
+from api.db.models import HandoffTicket, Message
 from api.main import create_app
 from api.settings import Settings
+from tests.fixtures.asgi import AsgiStream
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +133,48 @@ async def test_an_faq_deleted_on_one_instance_is_gone_on_the_other_within_second
             await asyncio.sleep(0.1)
         assert on_b.catalog.get("faq-001") is None and on_b.templates.variants("intent:greeting") == new
         assert time.monotonic() - t0 < 5
+
+
+async def test_a_session_lives_by_turns_and_agent_messages_and_ends_everywhere_when_the_visitor_ends_it(
+    mysql_db: str, redis_client: tuple[Redis, str], tmp_path: Path
+) -> None:
+    """On the real Redis: reading the history leaves the session's TTL where it was (every read used to restart
+    it, so a held token kept the session readable for ever), while an agent's message restarts it (a visitor
+    who only watches an agent type keeps the session). The visitor's DELETE on instance A ends it for instance B
+    too: B's event stream ends at once, the ticket is closed, and the messages stay in MariaDB."""
+    redis, prefix = redis_client
+    async with two_instances(mysql_db, prefix, tmp_path) as (app_a, a, app_b, b, factory):
+        ensure_admin(factory, "agent-c", "agent-c-password", role="agent")
+        first = (await a.post("/api/v1/chat", json={"message": "转人工"})).json()
+        sid, tok = first["session_id"], {"X-Session-Token": first["session_token"]}
+        key = f"{prefix}session:{sid}"
+        login = await b.post(
+            "/api/v1/admin/auth/login", json={"username": "agent-c", "password": "agent-c-password"}
+        )
+        bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        tickets = (await b.get("/api/v1/admin/handoffs?status=waiting", headers=bearer)).json()["items"]
+        ticket = next(t["ticket_id"] for t in tickets if t["session_id"] == sid)
+        assert (await b.post(f"/api/v1/admin/handoffs/{ticket}/take", headers=bearer)).status_code == 200
+
+        await redis.pexpire(key, 60_000)  # as if the last turn were 29 minutes ago
+        assert (await b.get(f"/api/v1/sessions/{sid}/history", headers=tok)).status_code == 200
+        assert 0 < await redis.pttl(key) <= 60_000
+        r = await b.post(f"/api/v1/admin/handoffs/{ticket}/messages", json={"text": "您好"}, headers=bearer)
+        assert r.status_code == 200
+        assert await redis.pttl(key) > 1_700_000  # 30 minutes again
+
+        stream = AsgiStream(app_b, f"/api/v1/sessions/{sid}/events", tok)
+        try:
+            await stream.wait_for(": connected")
+            assert (await a.delete(f"/api/v1/sessions/{sid}", headers=tok)).status_code == 204
+            await asyncio.wait_for(stream.ended.wait(), 3)
+        finally:
+            await stream.close()
+        assert not await redis.exists(key)
+        assert (await b.get(f"/api/v1/sessions/{sid}/history", headers=tok)).status_code == 404
+        await app_a.state.services.writer.flush()
+        await app_b.state.services.writer.flush()
+        with factory() as db:
+            assert db.get(HandoffTicket, ticket).status == "closed"
+            roles = list(db.scalars(select(Message.role).where(Message.session_id == sid)))
+        assert sorted(roles) == ["agent", "bot", "user"]

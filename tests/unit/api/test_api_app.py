@@ -439,6 +439,118 @@ async def test_a_refused_withdrawal_turn_leaves_the_ticket_waiting(app_client, m
     assert r["handoff"] == {"status": "none"} and status() == "closed"
 
 
+async def test_a_visitor_ends_the_session_and_its_token_stops_working(app_client) -> None:  # type: ignore[no-untyped-def]
+    """There was no way to end a session: a token copied earlier, or kept by another tab of a shopper who logged
+    out, read the conversation until the TTL ran out. DELETE ends it at once; the messages stay on record."""
+    app, client = app_client
+    services = app.state.services
+    sess, _ = await start(client, "我的手机号是13812345678")
+    await chat(client, "满多少包邮啊", sess)
+    path, tok = f"/api/v1/sessions/{sess[0]}", {"X-Session-Token": sess[1]}
+    flipped = sess[1][:-1] + ("A" if sess[1][-1] != "A" else "B")
+    for headers in ({}, {"X-Session-Token": flipped}):  # as the history answers: no oracle, and no effect
+        r = await client.delete(path, headers=headers)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "SESSION_NOT_FOUND"
+    assert (await client.get(f"{path}/history", headers=tok)).status_code == 200
+
+    assert (await client.delete(path, headers=tok)).status_code == 204
+    assert await services.sessions.get(sess[0]) is None
+    r = await client.get(f"{path}/history", headers=tok)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "SESSION_NOT_FOUND"
+    assert (await chat(client, "还在吗", sess)).status_code == 404
+    again = await client.delete(path, headers=tok)  # ended twice: nothing more happens
+    assert again.status_code == 404 and again.json()["error"]["code"] == "SESSION_NOT_FOUND"
+    await services.writer.flush()
+    with services.session_factory() as db:  # the conversation record stays
+        roles = list(db.scalars(select(Message.role).where(Message.session_id == sess[0])))
+    assert roles.count("user") == 2 and roles.count("bot") == 2
+
+
+async def test_ending_a_session_closes_its_handoff_and_tells_the_agents(app_client) -> None:  # type: ignore[no-untyped-def]
+    """A visitor who ends the session while queued, or while an agent serves them, leaves no ticket open: agents get
+    the `handoff` closed event (the console shows the conversation ended), and the agent's next reply is refused."""
+    from api.db.models import HandoffTicket
+
+    app, client = app_client
+    services = app.state.services
+    bearer = await _agent_bearer(app, client, "agent5")
+    agents: list[dict] = []
+
+    async def listen(ready: asyncio.Event) -> None:
+        async with services.events.subscribe("agents") as sub:
+            ready.set()
+            while (ev := await sub.next(10)) is not None:
+                agents.append(ev)
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(listen(ready))
+    await ready.wait()
+
+    def ticket_of(session_id: str) -> HandoffTicket:
+        with services.session_factory() as db:
+            return db.scalars(select(HandoffTicket).where(HandoffTicket.session_id == session_id)).one()
+
+    def closed_events(ticket_id: str) -> list[dict]:
+        return [
+            e["data"]
+            for e in agents
+            if e["event"] == "handoff"
+            and e["data"]["ticket_id"] == ticket_id
+            and e["data"]["status"] == "closed"
+        ]
+
+    try:
+        queued, _ = await start(client, "转人工")
+        served, _ = await start(client, "转人工")
+        served_ticket = ticket_of(served[0]).id
+        assert (
+            await client.post(f"/api/v1/admin/handoffs/{served_ticket}/take", headers=bearer)
+        ).status_code == 200
+        for sess in (queued, served):
+            r = await client.delete(f"/api/v1/sessions/{sess[0]}", headers={"X-Session-Token": sess[1]})
+            assert r.status_code == 204
+            ticket = ticket_of(sess[0])
+            assert ticket.status == "closed" and ticket.closed_at is not None
+            await asyncio.sleep(0.05)
+            assert closed_events(ticket.id) == [
+                {"ticket_id": ticket.id, "session_id": sess[0], "status": "closed"}
+            ]
+        r = await client.post(
+            f"/api/v1/admin/handoffs/{served_ticket}/messages", json={"text": "您好"}, headers=bearer
+        )
+        assert r.status_code == 409 and r.json()["error"]["code"] == "HANDOFF_STATE"
+        queues = [
+            (await client.get(f"/api/v1/admin/handoffs?status={s}", headers=bearer)).json()["items"]
+            for s in ("waiting", "active")
+        ]
+        assert not {t["session_id"] for q in queues for t in q} & {queued[0], served[0]}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_ending_a_session_ends_its_event_streams_at_once(app_client) -> None:  # type: ignore[no-untyped-def]
+    """Another tab's stream of the ended session ends now, not at its next keep-alive (15 s): its reconnect finds
+    the session gone and that tab says so."""
+    from tests.fixtures.asgi import AsgiStream
+
+    app, client = app_client
+    sess, _ = await start(client)
+    tok = {"X-Session-Token": sess[1]}
+    streams = [AsgiStream(app, f"/api/v1/sessions/{sess[0]}/events", tok) for _ in range(2)]
+    try:
+        for stream in streams:
+            await stream.wait_for(": connected")
+        assert (await client.delete(f"/api/v1/sessions/{sess[0]}", headers=tok)).status_code == 204
+        for stream in streams:
+            await asyncio.wait_for(stream.ended.wait(), 2)
+            assert "event:" not in stream.text  # the wake-up event is delivered to nobody
+    finally:
+        for stream in streams:
+            await stream.close()
+
+
 async def test_handoff_button_and_feedback_and_rating(app_client) -> None:  # type: ignore[no-untyped-def]
     app, client = app_client
     sess, data = await start(client, "满多少包邮啊")

@@ -25,7 +25,8 @@ export interface ChatDeps {
   retries?: number
 }
 
-function safeStorage(): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null {
+/** localStorage, or null where reading it throws (privacy mode, sandboxed iframe, storage blocked). */
+export function safeStorage(): Storage | null {
   try {
     return globalThis.localStorage ?? null
   } catch {
@@ -47,6 +48,12 @@ export function useChat(deps: ChatDeps) {
   /** Turns go out one at a time, in order: the second message of a new visitor must carry the session the
    *  first one created (sent side by side, each would open its own session). */
   let turns: Promise<void> = Promise.resolve()
+  /** Bumped when the conversation ends here (logout(), newConversation()): a turn, restore, hand-off request or
+   *  rating still in flight belongs to the conversation that ended, and its answer must not bring that session
+   *  (token saved again) or its messages into what comes next. */
+  let epoch = 0
+  /** Thrown instead of retrying a turn whose conversation ended meanwhile (not an ApiError: never retried). */
+  const ended = new Error('conversation ended')
 
   // ---- session persistence -------------------------------------------------------------------------
   function loadSession(): SessionCredentials | null {
@@ -116,12 +123,14 @@ export function useChat(deps: ChatDeps) {
   async function doRestore(): Promise<void> {
     const saved = store.session ?? loadSession()
     if (!saved) return
+    const started = epoch
     store.restoring = true
     try {
       const h = await withRetry(() => api.history(saved), {
         ...retryOpts,
         onRetry: () => (store.connection = 'reconnecting'),
       })
+      if (epoch !== started) return // logged out meanwhile
       store.session = saved
       const restored = h.messages.map((m) => fromHistory(m, saved.id))
       const known = new Set(restored.map((m) => m.id))
@@ -130,6 +139,7 @@ export function useChat(deps: ChatDeps) {
       store.connection = 'online'
       startEvents()
     } catch (e) {
+      if (epoch !== started) return
       if (e instanceof ApiError && (e.status === 404 || e.status === 401 || e.status === 403)) {
         saveSession(null) // expired or foreign session: start fresh
         store.session = null
@@ -139,7 +149,7 @@ export function useChat(deps: ChatDeps) {
         store.connection = 'offline'
       }
     } finally {
-      store.restoring = false
+      if (epoch === started) store.restoring = false
     }
   }
 
@@ -165,13 +175,25 @@ export function useChat(deps: ChatDeps) {
   }
 
   async function deliver(text: string, mine: ChatMessage): Promise<void> {
+    const started = epoch
+    // The conversation this turn belongs to, on every retry. Read again per retry, it let a retry after a new
+    // conversation was started carry the old message into the new session (or open one with it).
+    const session = store.session
     store.typing = !store.withAgent
     try {
       const identity = { userId: config.userId, userSignature: config.userSignature }
-      const res = await withRetry(() => api.chat(text, store.session, identity, mine.key), {
+      const res = await withRetry(() => (epoch === started ? api.chat(text, session, identity, mine.key) : Promise.reject(ended)), {
         ...retryOpts,
-        onRetry: () => (store.connection = 'reconnecting'),
+        onRetry: () => {
+          if (epoch === started) store.connection = 'reconnecting'
+        },
       })
+      if (epoch !== started) {
+        // The conversation ended meanwhile (logout, new conversation). If this turn opened its session, nobody
+        // holds that token: end the session too (and any hand-off request it queued).
+        if (res.session_token) endRemotely({ id: res.session_id, token: res.session_token })
+        return
+      }
       store.connection = 'online'
       mine.status = 'sent'
       if (res.identity === 'rejected')
@@ -201,16 +223,17 @@ export function useChat(deps: ChatDeps) {
         )
       if (res.handoff?.status) applyHandoff(res.handoff.status)
     } catch (e) {
-      if (sessionGone(e) && store.session) {
+      if (epoch !== started) return
+      if (sessionGone(e) && session) {
         // The server forgot our session (TTL): start a new one and resend this message once.
-        expireSession()
+        if (store.session?.id === session.id) expireSession() // (unless the event stream found it gone first)
         return deliver(text, mine)
       }
       mine.status = 'failed'
       if (e instanceof ApiError && e.transient && e.status === 0) store.connection = 'offline'
       else store.notice = errorText(e)
     } finally {
-      store.typing = false
+      if (epoch === started) store.typing = false
     }
   }
 
@@ -266,10 +289,13 @@ export function useChat(deps: ChatDeps) {
     }
     const session = store.session
     if (!session) return
+    const started = epoch
     try {
       const res = await withRetry(() => api.handoff(session), retryOpts)
+      if (epoch !== started) return // logged out meanwhile
       applyHandoff(res?.status === 'active' ? 'active' : 'waiting')
     } catch (e) {
+      if (epoch !== started) return
       if (sessionGone(e) && store.session?.id === session.id) {
         expireSession()
         // ask again in a new conversation (its 转人工 message opens the ticket), once
@@ -313,21 +339,59 @@ export function useChat(deps: ChatDeps) {
       store.rated = true
       return true
     }
+    const started = epoch
     try {
       await api.rate(store.session, { rating: stars, comment: comment.trim() || null })
+      if (epoch !== started) return false
       store.rated = true
       return true
     } catch (e) {
+      if (epoch !== started) return false
       if (sessionGone(e)) expireSession()
       else store.notice = errorText(e)
       return false
     }
   }
 
-  function newConversation() {
+  /** End a session on the server, best effort: not awaited, not retried, any failure ignored (the UI never waits
+   *  for it; a session it cannot reach ends by its TTL, one already gone answers 404). */
+  function endRemotely(session: SessionCredentials) {
+    api.endSession(session).catch(() => undefined)
+  }
+
+  /**
+   * End the conversation on screen, for newConversation() and logout(): answers still on their way are dropped
+   * (and turns still retrying stop), the event stream stops, the saved token is removed, and the session is ended
+   * on the server with its own credentials, so the token stops working wherever else it is held (another tab, a
+   * copy) and a queued or served hand-off is closed for the agents.
+   */
+  function endConversation() {
+    epoch++
+    turns = Promise.resolve() // the next conversation's first message need not wait for the old one's retries
+    const session = store.session ?? loadSession() // during a restore, only the saved one
     stopEvents()
     saveSession(null)
+    if (session) endRemotely(session)
+  }
+
+  function newConversation() {
+    endConversation()
     store.resetConversation()
+    store.restoring = false
+    store.connection = 'online' // what said otherwise were the old conversation's retries, now stopped
+  }
+
+  /**
+   * The shop's shopper logged out (XiaoKeWidget.logout()): end their conversation here and on the server. Left in
+   * localStorage, or alive on the server, the session token would let the next user of the browser read the
+   * conversation, orders included, through the history endpoint. Everything on screen, the draft included, is
+   * cleared. The panel stays as open or closed as it was.
+   */
+  function logout() {
+    endConversation()
+    const open = store.open
+    store.$reset()
+    store.open = open
   }
 
   // ---- live events (agent messages, hand-off state) -------------------------------------------------------
@@ -407,7 +471,7 @@ export function useChat(deps: ChatDeps) {
     stopEvents()
   }
 
-  return { store, restore, send, resend, reconnect, requestHandoff, feedback, canVote, rate, newConversation, startEvents, stopEvents, dispose }
+  return { store, restore, send, resend, reconnect, requestHandoff, feedback, canVote, rate, newConversation, logout, startEvents, stopEvents, dispose }
 }
 
 export type ChatController = ReturnType<typeof useChat>
