@@ -151,13 +151,14 @@ async def build_services(
             redis,
             prefix=settings.redis_prefix,
             ttl_s=settings.session_ttl_s,
+            handoff_ttl_s=settings.session_handoff_ttl_s,
             lock_timeout_s=settings.session_lock_timeout_s,
         )
         journal = RedisStreamJournal(redis, prefix=settings.redis_prefix)
         events = RedisEventBus(redis, settings.redis_prefix, metrics=metrics)
         limiter = RedisRateLimiter(redis, settings.redis_prefix)
     else:
-        sessions = InMemorySessionStore(settings.session_ttl_s)
+        sessions = InMemorySessionStore(settings.session_ttl_s, handoff_ttl_s=settings.session_handoff_ttl_s)
         journal = InProcessJournal(settings.writer_queue_max)
         events = InMemoryEventBus(metrics=metrics)
         limiter = InMemoryRateLimiter()

@@ -7,8 +7,9 @@ The TTL (30 min by default) runs from the session's last save: a visitor turn, a
 taken or handed back. Reads (history, event-stream opens, feedback, rating) leave it alone: when they slid it too,
 whoever held a token (copied from the browser, or kept by a tab of a shopper who logged out) could keep the
 session, and with it the conversation, readable for ever by reading it every 29 minutes. A visitor who only
-watches an agent type loses nothing: every agent message is a save. ``delete`` ends a session at once (the
-visitor's ``DELETE /api/v1/sessions/{id}``).
+watches an agent type loses nothing: every agent message is a save, and a session queued for or served by a
+human lives ``session_handoff_ttl_s`` (4 h by default) after its last save (:func:`session_ttl`). ``delete`` ends a
+session at once (the visitor's ``DELETE /api/v1/sessions/{id}``).
 """
 
 from __future__ import annotations
@@ -142,6 +143,14 @@ def new_session(verified_user_id: str | None = None) -> tuple[Session, str]:
     return session, token
 
 
+def session_ttl(session: Session, ttl_s: int, handoff_ttl_s: int) -> int:
+    """How long a session lives after this save: a visitor queued for a human, or talking with one, keeps the
+    longer ``handoff_ttl_s``. Queues are long on busy days and a waiting visitor sends nothing; with the
+    30 minutes they lost their place (the agent taking the ticket found the session gone), and an agent's reply
+    to a visitor who stepped away would be lost too, where the widget shows it when they come back."""
+    return max(ttl_s, handoff_ttl_s) if session.handoff.status != "none" else ttl_s
+
+
 class SessionStore(Protocol):
     async def create(self, session: Session) -> None: ...
     async def get(self, session_id: str) -> Session | None:
@@ -172,11 +181,12 @@ async def load_authorized(store: SessionStore, session_id: str, token: str | Non
 
 
 class InMemorySessionStore:
-    """Embedded single-process store: TTL from the last save, bounded size. Entries stay in save order, which is
-    expiry order: at the bound, the session closest to expiring is evicted."""
+    """Embedded single-process store: TTL from the last save, bounded size. Entries stay in save order: at the
+    bound, the session saved longest ago is evicted."""
 
-    def __init__(self, ttl_s: int, max_sessions: int = 100_000) -> None:
+    def __init__(self, ttl_s: int, max_sessions: int = 100_000, handoff_ttl_s: int | None = None) -> None:
         self.ttl_s = ttl_s
+        self.handoff_ttl_s = handoff_ttl_s or ttl_s
         self.max_sessions = max_sessions
         self._data: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
@@ -201,7 +211,8 @@ class InMemorySessionStore:
         return item is not None and not self._expired(item[0])
 
     async def save(self, session: Session) -> None:
-        self._data[session.id] = (time.monotonic() + self.ttl_s, session.model_dump_json())
+        ttl = session_ttl(session, self.ttl_s, self.handoff_ttl_s)
+        self._data[session.id] = (time.monotonic() + ttl, session.model_dump_json())
         self._data.move_to_end(session.id)
         while len(self._data) > self.max_sessions:
             self._data.popitem(last=False)
@@ -239,6 +250,7 @@ class RedisSessionStore:
         *,
         prefix: str,
         ttl_s: int,
+        handoff_ttl_s: int | None = None,
         lock_timeout_s: float = 5.0,
         lock_ttl_s: float = 3.0,
         retry_budget_s: float = 1.0,
@@ -246,6 +258,7 @@ class RedisSessionStore:
         self.redis = redis
         self.prefix = prefix
         self.ttl_s = ttl_s
+        self.handoff_ttl_s = handoff_ttl_s or ttl_s
         # How long a turn waits for another turn of the same session before 503 OVERLOADED.
         self.lock_timeout_s = lock_timeout_s
         # The lock key's TTL, renewed every third of it while the turn runs: a lock a failed turn could not
@@ -284,7 +297,8 @@ class RedisSessionStore:
 
     async def save(self, session: Session) -> None:
         try:
-            await self.redis.set(self._key(session.id), session.model_dump_json(), ex=self.ttl_s)
+            ttl = session_ttl(session, self.ttl_s, self.handoff_ttl_s)
+            await self.redis.set(self._key(session.id), session.model_dump_json(), ex=ttl)
         except RedisError as exc:
             raise DependencyUnavailable(detail="redis save") from exc
 

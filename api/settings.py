@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     chat_max_inflight: int = Field(default=512, ge=1)  # more concurrent turns -> 503 OVERLOADED at once
 
     session_ttl_s: int = Field(default=1800, ge=10)
+    # A session queued for or served by a human agent (api.sessions.session_ttl): a long queue must not lose it.
+    session_handoff_ttl_s: int = Field(default=4 * 3600, ge=10)
     session_history_turns: int = Field(default=10, ge=1)
     session_lock_timeout_s: float = Field(default=5.0, gt=0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import pytest
 from redis.asyncio import Redis
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 from api.dialog.state import Phase
 from api.errors import SessionNotFound
 from api.sessions import (
+    HandoffInfo,
     InMemorySessionStore,
     RedisSessionStore,
     SessionStore,
@@ -21,6 +23,7 @@ from api.sessions import (
 
 pytestmark = pytest.mark.integration
 TTL = 2
+HANDOFF_TTL = 30
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -28,10 +31,10 @@ async def store(
     request: pytest.FixtureRequest, redis_client: tuple[Redis, str]
 ) -> AsyncIterator[SessionStore]:
     if request.param == "memory":
-        yield InMemorySessionStore(ttl_s=TTL)
+        yield InMemorySessionStore(ttl_s=TTL, handoff_ttl_s=HANDOFF_TTL)
     else:
         client, prefix = redis_client
-        yield RedisSessionStore(client, prefix=prefix, ttl_s=TTL, lock_timeout_s=2)
+        yield RedisSessionStore(client, prefix=prefix, ttl_s=TTL, handoff_ttl_s=HANDOFF_TTL, lock_timeout_s=2)
 
 
 async def test_create_get_roundtrip(store: SessionStore) -> None:
@@ -84,6 +87,25 @@ async def test_reads_do_not_slide_the_expiry(store: SessionStore) -> None:
         await asyncio.sleep(0.8)
         assert await store.get(s.id) is not None
     await asyncio.sleep(0.7)  # 2.3 s after the create: past the TTL, whatever the reads did
+    assert await store.get(s.id) is None
+
+
+@pytest.mark.parametrize("status", ["waiting", "active"])
+async def test_a_session_with_a_human_lives_the_handoff_ttl(
+    store: SessionStore, status: Literal["waiting", "active"]
+) -> None:
+    """A visitor queued for a human sends nothing while they wait: with the 30 minutes, a long queue lost them
+    (the agent taking the ticket found the session gone). Back with the bot, the short TTL applies again."""
+    s, _ = new_session()
+    await store.create(s)
+    s.handoff = HandoffInfo(status=status, ticket_id="t-1")
+    await store.save(s)
+    await asyncio.sleep(TTL + 0.5)
+    got = await store.get(s.id)
+    assert got is not None and got.handoff.status == status
+    got.handoff = HandoffInfo()
+    await store.save(got)
+    await asyncio.sleep(TTL + 0.3)
     assert await store.get(s.id) is None
 
 
