@@ -30,7 +30,29 @@ export interface WidgetHandle {
   /** The shop's shopper logged out: end the conversation (event stream, saved session, messages) and chat on
    *  anonymously. */
   logout(): void
+  /** The shop's shopper logged in without a page load (a single-page shop): chat as them from now on. The same id
+   *  again only takes the new signature (the shop re-signed it); another one ends the conversation on screen as
+   *  logout() does and resumes that shopper's saved one, if any. Input the API would refuse is warned about in the
+   *  console and changes nothing. No effect after destroy(). */
+  login(userId: string, userSignature: string): void
   readonly locale: Locale
+}
+
+/** What the API takes (api/schemas.py ChatRequest: `user_id`, `user_signature` at most 128 characters). */
+const MAX_IDENTITY_CHARS = 128
+
+/**
+ * Whether login(userId, userSignature) may use these: non-empty strings the API would take. Anything else (a
+ * shop's bug: an id from a failed login call, a number, a token where the signature belongs) is warned about in
+ * the console and refused, so that the widget keeps the identity it has instead of chatting under a broken one.
+ */
+export function acceptableIdentity(userId: unknown, userSignature: unknown): boolean {
+  const ok = (v: unknown) => typeof v === 'string' && v.trim() !== '' && [...v].length <= MAX_IDENTITY_CHARS
+  if (ok(userId) && ok(userSignature)) return true
+  console.warn(
+    `XiaoKe widget: XiaoKeWidget.login(userId, userSignature) needs two non-empty strings of at most ${MAX_IDENTITY_CHARS} characters (the shop's id of its shopper and its backend's signature of it); the identity is unchanged`,
+  )
+  return false
 }
 
 /**
@@ -148,20 +170,42 @@ export function mountWidget(opts: MountOptions, doc: Document = document): Widge
   const root = app.mount(el) as InstanceType<typeof App>
   const store = useChatStore(pinia)
   if (opts.open) store.open = true
+  let destroyed = false
+  /** Chat as `userId` from now on: the next conversation starts with this identity (config is read per turn) and
+   *  is saved under its key. */
+  const become = (userId: string | null, userSignature: string | null) => {
+    config.userId = userId
+    config.userSignature = userSignature
+    config.storageKey = sessionStorageKey(apiBase, userId)
+  }
   return {
     open: () => (store.open = true),
     close: () => (store.open = false),
     destroy: () => {
+      destroyed = true
       app.unmount()
       host.remove()
     },
     logout: () => {
       root.logout()
       // the signature vouches for the shopper who logged out: the next message must not start a conversation as them
-      config.userId = null
-      config.userSignature = null
-      config.storageKey = sessionStorageKey(apiBase, null)
+      become(null, null)
       endSavedSessions(apiBase, api) // and what another tab of this shop saved
+    },
+    login: (userId, userSignature) => {
+      if (destroyed || !acceptableIdentity(userId, userSignature)) return
+      if (userId === config.userId) {
+        // a re-signed shopper: the conversation is theirs already (a running one keeps the identity it started with)
+        config.userSignature = userSignature
+        return
+      }
+      // The conversation on screen is the previous identity's (anonymous, or another shopper on a shared computer):
+      // it ends here and on the server as on logout, and the new shopper does not see it.
+      root.logout()
+      become(userId, userSignature)
+      // as on mount: only the current identity's session stays saved (another tab's are forgotten, not ended)
+      forgetSessions(apiBase, config.storageKey)
+      void root.restore() // this shopper's conversation, if this browser has one saved
     },
     locale,
   }

@@ -61,8 +61,22 @@ describe('visitor identity', () => {
   })
 })
 
+/** Replace mountWidget (for the next import of main.ts): the options each mount is called with. */
+function recordMounts(): MountOptions[] {
+  const seen: MountOptions[] = []
+  vi.doMock('@/widget/mount', async (importOriginal) => ({
+    ...(await importOriginal<typeof import('@/widget/mount')>()),
+    mountWidget: (opts: MountOptions) => {
+      seen.push(opts)
+      return { open() {}, close() {}, destroy() {}, logout() {}, login() {}, locale: 'zh-CN' }
+    },
+  }))
+  return seen
+}
+
 describe('script tag', () => {
   afterEach(() => {
+    vi.restoreAllMocks() // document.currentScript / readyState
     vi.doUnmock('@/widget/mount')
     vi.resetModules()
     document.querySelectorAll('script[data-api]').forEach((s) => s.remove())
@@ -111,5 +125,44 @@ describe('script tag', () => {
     await vi.waitFor(() => expect(f.calls).toHaveLength(1)) // and the session is ended on the server
     expect(f.calls[0].headers.get('X-Session-Token')).toBe('tok1')
     vi.unstubAllGlobals()
+  })
+
+  it('XiaoKeWidget.login() before the widget is mounted (page still loading) is the identity it mounts with', async () => {
+    const seen = recordMounts()
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined)
+    const script = document.createElement('script')
+    script.dataset.api = 'https://kf.example.com'
+    document.body.appendChild(script) // rendered for an anonymous visitor
+    vi.spyOn(document, 'currentScript', 'get').mockReturnValue(script)
+    vi.spyOn(document, 'readyState', 'get').mockReturnValue('loading')
+    const widget = await import('@/widget/main')
+
+    widget.login('u_1002', SIGNATURE)
+    widget.login('', SIGNATURE) // refused (warned), the valid one stays
+    expect(seen).toHaveLength(0)
+    document.dispatchEvent(new Event('DOMContentLoaded'))
+
+    expect(warn).toHaveBeenCalledTimes(1)
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toMatchObject({ api: 'https://kf.example.com', userId: 'u_1002', userSignature: SIGNATURE })
+  })
+
+  it('XiaoKeWidget.logout() before the widget is mounted mounts it anonymously, whatever the embed said', async () => {
+    const seen = recordMounts()
+    const script = document.createElement('script')
+    script.dataset.api = 'https://kf.example.com'
+    script.dataset.userId = USER // a cached page of the shopper who is logging out
+    script.dataset.userSignature = SIGNATURE
+    document.body.appendChild(script)
+    vi.spyOn(document, 'currentScript', 'get').mockReturnValue(script)
+    vi.spyOn(document, 'readyState', 'get').mockReturnValue('loading')
+    const widget = await import('@/widget/main')
+
+    widget.login('u_1002', SIGNATURE)
+    widget.logout()
+    document.dispatchEvent(new Event('DOMContentLoaded'))
+
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toMatchObject({ userId: null, userSignature: null })
   })
 })

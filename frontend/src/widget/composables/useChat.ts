@@ -169,7 +169,10 @@ export function useChat(deps: ChatDeps) {
       mine = store.messages[store.messages.length - 1] // the reactive copy
     }
     mine.status = 'pending'
-    const turn = turns.then(() => deliver(text, mine))
+    // A turn queued behind another belongs to the conversation it was typed in: once that one has ended (logout,
+    // login, new conversation), it is not sent: it would open the next conversation, as the next identity.
+    const queuedIn = epoch
+    const turn = turns.then(() => (epoch === queuedIn ? deliver(text, mine) : undefined))
     turns = turn.catch(() => undefined)
     return turn
   }
