@@ -1,8 +1,10 @@
-"""Shared by the deployment tests: the repository root, the validator script as a module, one-document lookup."""
+"""Shared by the deployment tests: the repository root, the validator script as a module, one-document lookup,
+and the check of a Redis server started the way a manifest starts it."""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,3 +30,30 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
     hits = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
     assert len(hits) == 1, f"expected one {kind} {name or ''}, got {len(hits)}"
     return hits[0]
+
+
+def check_redis_started_with_hidden_password(
+    server: subprocess.Popen[bytes], port: int, password: str, config: dict[str, str]
+) -> None:
+    """The Redis server ``server`` (its shell exec'd into redis-server) refuses clients without the password,
+    accepts it, runs with ``config``, and has the password neither on its command line nor in its environment
+    (where ``ps`` and ``/proc`` would show it)."""
+    import redis
+
+    from tests.stack.harness import listening, wait_for
+
+    wait_for(lambda: listening(port), 10, "redis-server")
+    try:
+        redis.Redis(port=port).ping()
+        raise AssertionError("redis-server answered a client without the password")
+    except redis.exceptions.AuthenticationError:
+        pass
+    client = redis.Redis(port=port, password=password)
+    assert client.ping() is True
+    for key, value in config.items():
+        assert client.config_get(key) == {key: value}
+    client.close()
+    proc = Path(f"/proc/{server.pid}")  # sh exec'd into redis-server: the same process
+    assert b"redis-server" in (proc / "cmdline").read_bytes()
+    assert password.encode() not in (proc / "cmdline").read_bytes()
+    assert password.encode() not in (proc / "environ").read_bytes()

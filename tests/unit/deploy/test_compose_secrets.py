@@ -15,8 +15,8 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
-from tests.stack.harness import free_port, listening, wait_for
-from tests.unit.deploy.common import ROOT
+from tests.stack.harness import free_port
+from tests.unit.deploy.common import ROOT, check_redis_started_with_hidden_password
 
 GENERATOR = ROOT / "scripts" / "compose_secrets.sh"
 RUN_SECRETS = re.compile(r"/run/secrets/([a-z_]+)")
@@ -116,24 +116,14 @@ def redis_command(tmp_path: Path) -> tuple[list[str], int, str]:
 def test_compose_redis_reads_its_password_from_the_secret_file_only(
     redis_command: tuple[list[str], int, str], tmp_path: Path
 ) -> None:
-    import redis
 
     argv, port, password = redis_command
     env = {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: listening(port), 10, "redis-server")
-        with pytest.raises(redis.exceptions.AuthenticationError):
-            redis.Redis(port=port).ping()
-        client = redis.Redis(port=port, password=password)
-        assert client.ping() is True
-        assert client.config_get("appendonly") == {"appendonly": "yes"}
-        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
-        client.close()
-        proc = Path(f"/proc/{server.pid}")  # sh exec'd into redis-server: the same process
-        assert b"redis-server" in (proc / "cmdline").read_bytes()
-        assert password.encode() not in (proc / "cmdline").read_bytes()
-        assert password.encode() not in (proc / "environ").read_bytes()
+        check_redis_started_with_hidden_password(
+            server, port, password, {"appendonly": "yes", "appendfsync": "everysec"}
+        )
     finally:
         server.terminate()
         server.wait(timeout=10)

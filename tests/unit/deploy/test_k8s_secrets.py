@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.stack.harness import free_port, listening, wait_for
-from tests.unit.deploy.common import one
+from tests.stack.harness import free_port
+from tests.unit.deploy.common import check_redis_started_with_hidden_password, one
 
 SECRET_NAME = "xiaoke-secrets"
 SECRET_PATH = re.compile(r"/run/secrets/[\w/.-]+")
@@ -203,7 +203,6 @@ def test_k8s_redis_reads_its_password_from_the_secret_file_only(
     plain exec, loopback port and data directory in tmp_path) with a password that a config line would break
     on (space, quote, backslash, `#`): the server requires exactly that password, which is in neither its
     command line nor its environment, and the container's probes authenticate with it."""
-    import redis
 
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.skip("redis-server not installed")
@@ -228,18 +227,9 @@ def test_k8s_redis_reads_its_password_from_the_secret_file_only(
         ["sh", "-ec", script], env=path_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        wait_for(lambda: listening(port), 10, "redis-server")
-        with pytest.raises(redis.exceptions.AuthenticationError):
-            redis.Redis(port=port).ping()
-        client = redis.Redis(port=port, password=password)
-        assert client.ping() is True
-        assert client.config_get("appendonly") == {"appendonly": "yes"}
-        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
-        client.close()
-        proc = Path(f"/proc/{server.pid}")  # sh exec'd into redis-server: the same process
-        assert b"redis-server" in (proc / "cmdline").read_bytes()
-        assert password.encode() not in (proc / "cmdline").read_bytes()
-        assert password.encode() not in (proc / "environ").read_bytes()
+        check_redis_started_with_hidden_password(
+            server, port, password, {"appendonly": "yes", "maxmemory-policy": "noeviction"}
+        )
         for probe in ("readinessProbe", "livenessProbe"):
             command = [kube_expand(a, env) for a in container[probe]["exec"]["command"]]
             command[-1] = command[-1].replace("/run/secrets/xiaoke/", f"{tmp_path}/")
