@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ADMIN, wait_until
+from tests.e2e.conftest import ADMIN, SCREENSHOTS, wait_until
 from tests.e2e.ui import BOT, console_as, no_markup_executed, open_widget, send, session_id
 
 pytestmark = pytest.mark.e2e
@@ -298,6 +298,8 @@ def test_handoff_agent_takes_over_replies_live_and_hands_back(  # type: ignore[n
     console_as(agent, stack, admin_token, "agent", ADMIN[0])
     ticket = agent.locator(".ticket").filter(has_text=sid[:12])
     expect(ticket).to_have_count(1)  # the queue shows the visitor's session
+    # the demo page is signed for the demo customer: the agent sees a verified visitor, with the shop's id
+    expect(ticket.locator(".visitor-badge")).to_have_text("已验证 · demo_user_1001")
     ticket.click()
     agent.get_by_role("button", name="接入").click()
     expect(w.locator(".xk-msg--system").last).to_contain_text("人工客服", timeout=10_000)
@@ -312,6 +314,8 @@ def test_handoff_agent_takes_over_replies_live_and_hands_back(  # type: ignore[n
     # the visitor writes while the agent has the conversation: the bot stays silent, the agent sees it live
     send(w, "好的，稍等我找一下")
     expect(agent.locator(".transcript .msg--user").last).to_contain_text("好的，稍等我找一下", timeout=10_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    agent.screenshot(path=str(SCREENSHOTS / "e2e-console-agent-desk-desktop.png"))
     time.sleep(1)  # give a (wrong) bot reply the time to show up
     expect(w.locator(BOT)).to_have_count(1)
 
