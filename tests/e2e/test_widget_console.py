@@ -87,6 +87,23 @@ def test_widget_embeds_on_another_origin_with_one_script_tag(stack: str, embed_h
     w.get_by_role("button", name="Open customer service chat").click()
     expect(w.locator(".xk-msg--user .xk-bubble")).to_have_text(["where is my parcel"])
     expect(w.locator(BOT)).to_have_count(1)
+
+    # the shop's logout ends the session on the API too: a cross-origin DELETE with keepalive (preflighted for its
+    # token header), so the token copied before no longer reads the conversation
+    saved = page.evaluate(
+        "() => JSON.parse(Object.entries(localStorage).find(([k]) => k.startsWith('xiaoke.session'))[1])"
+    )
+    history = f"{stack}/api/v1/sessions/{saved['id']}/history"
+    headers = {"X-Session-Token": saved["token"]}
+    assert httpx.get(history, headers=headers, timeout=10).status_code == 200
+    page.evaluate("() => window.XiaoKeWidget.logout()")
+    wait_until(
+        lambda: httpx.get(history, headers=headers, timeout=10).status_code == 404,
+        10,
+        "the session ended on the API after XiaoKeWidget.logout()",
+    )
+    expect(w.locator(".xk-msg--user")).to_have_count(0)
+    assert page.evaluate("() => Object.keys(localStorage).filter((k) => k.startsWith('xiaoke.session'))") == []
     assert page.js_errors == []
 
 
