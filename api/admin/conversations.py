@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, select
+from sqlalchemy import ColumnElement, and_, cast, exists, func, not_, select, true
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Session
 
 from api.admin.schemas import ConversationOut, FeedbackCounts, TranscriptMessage, TranscriptOut, VisitorOut
@@ -37,6 +39,24 @@ def _had_handoff() -> Any:
     return exists().where(HandoffTicket.session_id == ChatSession.id)
 
 
+def _vouched() -> ColumnElement[bool]:
+    """Visitor rows whose ``external_user_id`` the shop vouched for (``visitors.verified``): the only ids the console
+    shows or searches by. An unverified row holds a claim (or what an older API recorded) and names nobody."""
+    return and_(Visitor.verified == true(), Visitor.external_user_id.is_not(None))
+
+
+def _verified_visitor() -> Any:
+    return exists().where(Visitor.id == ChatSession.visitor_id, _vouched())
+
+
+def _exactly(column: Any, value: str, dialect: str) -> ColumnElement[bool]:
+    """``column = value`` character for character. MySQL compares under the tables' utf8mb4_unicode_ci, where
+    'U_1' = 'u_1' and 'u_1' = 'u_1 ': the plain comparison keeps the index, the comparison of the UTF-8 bytes then
+    drops those other customers' ids (SQLite compares exactly already)."""
+    same = column == value
+    return and_(same, cast(column, mysql.BINARY()) == value.encode()) if dialect == "mysql" else same
+
+
 def search(
     db: Session,
     *,
@@ -47,10 +67,34 @@ def search(
     date_from: date | None = None,
     date_to: date | None = None,
     q: str | None = None,
+    customer_id: str | None = None,
+    verified: bool | None = None,
     page: int = 1,
     page_size: int = 20,
 ) -> tuple[list[ConversationOut], int]:
-    stmt = select(ChatSession.id, ChatSession.started_at, ChatSession.last_at, ChatSession.rating)
+    """One page of sessions, most recent first, and the number of matches.
+
+    ``customer_id``: the sessions of the customer the shop verified with that id (exact match), never those of a
+    visitor who merely claimed it; an IN over ``ix_visitors_external_user_id`` and ``ix_chat_sessions_visitor_id``
+    (migration 0004), so looking one customer up reads their rows only. ``verified``: sessions of verified
+    customers, or of anonymous visitors (no visitor row, or one nobody vouched for)."""
+    stmt = select(
+        ChatSession.id,
+        ChatSession.visitor_id,
+        ChatSession.started_at,
+        ChatSession.last_at,
+        ChatSession.rating,
+    )
+    if customer_id is not None:
+        stmt = stmt.where(
+            ChatSession.visitor_id.in_(
+                select(Visitor.id).where(
+                    _exactly(Visitor.external_user_id, customer_id, db.get_bind().dialect.name), _vouched()
+                )
+            )
+        )
+    if verified is not None:
+        stmt = stmt.where(_verified_visitor() if verified else not_(_verified_visitor()))
     if intent:
         stmt = stmt.where(exists().where(Message.session_id == ChatSession.id, Message.intent == intent))
     if reply_type:
@@ -104,11 +148,13 @@ def search(
         .group_by(Feedback.session_id, Feedback.rating)
     ):
         setattr(votes[sid], rating, int(n))
+    customers = verified_customers(db, [r.visitor_id for r in rows])
     items = [
         ConversationOut(
             session_id=r.id,
             started_at=r.started_at,
             last_at=r.last_at,
+            visitor=VisitorOut.of(customers.get(r.visitor_id) if r.visitor_id else None),
             turns=int(turns.get(r.id, 0)),
             last_intent=last_intent.get(r.id),
             handoff=r.id in with_ticket,
@@ -120,15 +166,20 @@ def search(
     return items, total
 
 
+def verified_customers(db: Session, visitor_ids: Iterable[str | None]) -> dict[str, str]:
+    """visitor id -> the shop's id of that customer, for the visitors the shop vouched for (``visitors.verified``);
+    the others are left out: an id recorded without a verified signature is a claim and never shown to agents as
+    the customer's. One query for a page of sessions."""
+    ids = {v for v in visitor_ids if v}
+    if not ids:
+        return {}
+    rows = db.execute(select(Visitor.id, Visitor.external_user_id).where(Visitor.id.in_(ids), _vouched()))
+    return {vid: str(cid) for vid, cid in rows}
+
+
 def verified_customer_id(db: Session, visitor_id: str | None) -> str | None:
-    """The shop's id of the session's visitor when the shop vouched for it (``visitors.verified``), else None:
-    an id recorded without a verified signature is a claim and never shown to agents as the customer's."""
-    if visitor_id is None:
-        return None
-    visitor = db.get(Visitor, visitor_id)
-    if visitor is None or not visitor.verified:
-        return None
-    return visitor.external_user_id
+    """The shop's id of the session's visitor when the shop vouched for it, else None (``verified_customers``)."""
+    return verified_customers(db, [visitor_id]).get(visitor_id) if visitor_id else None
 
 
 def transcript(db: Session, session_id: str) -> TranscriptOut:

@@ -13,6 +13,9 @@ INTENT_MAX_CHARS = 64
 SIMILAR_MAX = 100  # similar questions per FAQ (the wire contract allows 200)
 PAGE_SIZE_MAX = 100
 SEARCH_MAX_CHARS = 100
+# The conversations' customer filter: the shop's id of a customer, as long as the widget may send it (``user_id``
+# of api.schemas.ChatRequest) and visitors.external_user_id holds
+CUSTOMER_ID_MAX_CHARS = 128
 TEMPLATE_VARIANTS_MAX = 20
 TEMPLATE_VARIANT_MAX_CHARS = 1000
 XLSX_MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024  # zip-bomb guard for .xlsx uploads

@@ -184,6 +184,7 @@ class ConversationOut(BaseModel):
     session_id: str
     started_at: datetime
     last_at: datetime
+    visitor: VisitorOut  # as on the transcript: the verified customer, else anonymous
     turns: int  # visitor messages
     last_intent: str | None
     handoff: bool

@@ -83,7 +83,9 @@ class ChatSession(Base):
     __tablename__ = "chat_sessions"
     __table_args__ = (Index("ix_chat_sessions_started_at", "started_at"), MYSQL_TABLE)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id", ondelete="SET NULL"))
+    # Indexed (0004): the console lists one customer's sessions through their visitor rows. MySQL had an index here
+    # already (InnoDB makes one for the foreign key); SQLite had none and read every session.
+    visitor_id: Mapped[str | None] = mapped_column(ForeignKey("visitors.id", ondelete="SET NULL"), index=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     rating: Mapped[int | None] = mapped_column(Integer)

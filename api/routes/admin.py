@@ -228,6 +228,17 @@ def list_conversations(
     date_from: Day = None,
     date_to: Day = None,
     q: SearchText = None,
+    customer_id: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=lim.CUSTOMER_ID_MAX_CHARS,
+            description="sessions of the customer the shop verified with this id (exact match); never a claimed id",
+        ),
+    ] = None,
+    verified: Annotated[
+        bool | None, Query(description="true: verified customers only; false: anonymous visitors only")
+    ] = None,
     page: Page = 1,
     page_size: PageSize = 20,
 ) -> ConversationList:
@@ -242,6 +253,8 @@ def list_conversations(
         date_from=date_from,
         date_to=date_to,
         q=q,
+        customer_id=customer_id,
+        verified=verified,
         page=page,
         page_size=page_size,
     )

@@ -797,6 +797,7 @@ export interface components {
              * Format: date-time
              */
             last_at: string;
+            visitor: components["schemas"]["VisitorOut"];
             /** Turns */
             turns: number;
             /** Last Intent */
@@ -2001,6 +2002,10 @@ export interface operations {
                 date_from?: string | null;
                 date_to?: string | null;
                 q?: string | null;
+                /** @description sessions of the customer the shop verified with this id (exact match); never a claimed id */
+                customer_id?: string | null;
+                /** @description true: verified customers only; false: anonymous visitors only */
+                verified?: boolean | null;
                 page?: number;
                 page_size?: number;
             };

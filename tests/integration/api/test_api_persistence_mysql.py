@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from api_live_services import mysql_url
 from sqlalchemy import inspect, select, text
 
 from api.db.engine import make_engine, make_session_factory
 from api.db.migrate import alembic_config, downgrade, schema_is_current, upgrade, wait_for_schema
-from api.db.models import ChatSession, Faq, FaqSimilar, Message, Visitor
+from api.db.models import Base, ChatSession, Faq, FaqSimilar, Message, Visitor
 from api.db.seed import seed_demo
 from api.journal import write_records
 from api.settings import REPO_ROOT
@@ -196,4 +198,32 @@ def test_visitor_identity_on_mariadb(mysql_db: str) -> None:
         "v_id2": ("u_1002", False),
         "v_id3": (None, False),
     }
+    engine.dispose()
+
+
+def test_the_sessions_by_visitor_index_on_mariadb(mysql_db: str) -> None:
+    """0004 on MariaDB: its index replaces the one InnoDB made for the foreign key (no two equal indexes), the
+    downgrade gives that one back (InnoDB refuses to leave the foreign key without an index) and up, down, up again
+    ends where a fresh upgrade does; the migrated schema is what the models declare."""
+    engine = make_engine(mysql_url(mysql_db))
+
+    def indexes() -> set[str]:
+        return {str(i["name"]) for i in inspect(engine).get_indexes("chat_sessions")}
+
+    upgrade(engine, "0003_identity")
+    before = indexes()
+    assert "fk_chat_sessions_visitor_id_visitors" in before
+    for _ in range(2):
+        upgrade(engine)
+        assert indexes() == before - {"fk_chat_sessions_visitor_id_visitors"} | {
+            "ix_chat_sessions_visitor_id"
+        }
+        downgrade(engine, "0003_identity")
+        assert indexes() == before
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert (
+            compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            == []
+        )
     engine.dispose()

@@ -169,6 +169,12 @@ export default {
     faq: 'Matched FAQ',
     suggestions: 'Suggested questions',
     noIntent: 'No intent',
+    visitor: 'Visitor',
+    customerId: 'Customer ID',
+    verifiedAny: 'Identity',
+    verifiedOnly: 'Verified customers',
+    anonymousOnly: 'Anonymous visitors',
+    byCustomer: 'All conversations of customer {id}',
   },
   replyTypes: {
     answer: 'Answer',

@@ -169,6 +169,12 @@ export default {
     faq: '匹配的 FAQ',
     suggestions: '推荐的问题',
     noIntent: '未识别意图',
+    visitor: '访客',
+    customerId: '客户 ID',
+    verifiedAny: '访客身份',
+    verifiedOnly: '已验证客户',
+    anonymousOnly: '匿名访客',
+    byCustomer: '客户 {id} 的全部会话',
   },
   replyTypes: {
     answer: '直接回答',

@@ -168,3 +168,38 @@ async def test_insights_sql_on_mariadb(mysql_console) -> None:  # type: ignore[n
         f"/api/v1/admin/unanswered/{clusters[0]['id']}/accept", json={"action": "similar"}, headers=h
     )
     assert acc.status_code == 200 and acc.json()["added_similar"] == 2
+
+
+async def test_a_customers_conversations_on_mariadb(mysql_console) -> None:  # type: ignore[no-untyped-def]
+    """The customer filter on MySQL's utf8mb4_unicode_ci tables: the exact id the shop verified, not another
+    customer's id that differs in case or by trailing spaces (equal under that collation), nor a claimed one."""
+    app, c, h = mysql_console
+    d0 = datetime.combine(datetime.now(UTC).date(), time(1, 0), tzinfo=UTC)
+    seed(
+        app.state.services.session_factory,
+        [
+            Conversation("c1", d0, [Turn("我的订单呢", "answer")], visitor=("u_Anna", True)),
+            Conversation("c2", d0 + timedelta(minutes=1), [Turn("退货", "answer")], visitor=("u_anna", True)),
+            Conversation(
+                "c3", d0 + timedelta(minutes=2), [Turn("发票", "answer")], visitor=("u_Anna ", True)
+            ),
+            Conversation(
+                "c4", d0 + timedelta(minutes=3), [Turn("在吗", "answer")], visitor=("u_Anna", False)
+            ),
+            Conversation("c5", d0 + timedelta(minutes=4), [Turn("你好", "answer")]),
+            Conversation("c6", d0 + timedelta(minutes=5), [Turn("换货", "answer")], visitor=("u_Anna", True)),
+        ],
+    )
+
+    async def listed(**params: str) -> list[tuple[str, Any]]:
+        r = await c.get("/api/v1/admin/conversations", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["total"] == len(r.json()["items"])
+        return [(i["session_id"], i["visitor"]["customer_id"]) for i in r.json()["items"]]
+
+    assert await listed(customer_id="u_Anna") == [("c6", "u_Anna"), ("c1", "u_Anna")]
+    assert await listed(customer_id="u_anna") == [("c2", "u_anna")]
+    assert await listed(customer_id="u_Anna ") == [("c3", "u_Anna ")]
+    assert await listed(customer_id="U_ANNA") == []
+    assert [sid for sid, _ in await listed(verified="true")] == ["c6", "c3", "c2", "c1"]
+    assert await listed(verified="false") == [("c5", None), ("c4", None)]  # the claim shows no id

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from api.db.models import ChatSession, Feedback, HandoffTicket, Message
+from api.db.models import ChatSession, Feedback, HandoffTicket, Message, Visitor
 
 _ids = itertools.count(1)
 
@@ -29,6 +29,8 @@ class Conversation:
     turns: list[Turn]
     ticket: bool = False
     rating: int | None = None
+    # (external_user_id, verified) of the session's visitor row; None: a session without one
+    visitor: tuple[str | None, bool] | None = None
     message_ids: list[str] = field(default_factory=list)
 
 
@@ -36,7 +38,17 @@ def seed(factory: Any, conversations: list[Conversation]) -> None:
     with factory() as db, db.begin():
         for conv in conversations:
             t = conv.at
-            db.add(ChatSession(id=conv.session_id, started_at=t, last_at=t, rating=conv.rating))
+            visitor_id = None
+            if conv.visitor is not None:
+                visitor_id = f"v_{conv.session_id}"
+                user_id, verified = conv.visitor
+                db.add(Visitor(id=visitor_id, external_user_id=user_id, verified=verified, created_at=t))
+                db.flush()
+            db.add(
+                ChatSession(
+                    id=conv.session_id, visitor_id=visitor_id, started_at=t, last_at=t, rating=conv.rating
+                )
+            )
             db.flush()
             for turn in conv.turns:
                 uid, bid = f"m_u{next(_ids):06d}", f"m_b{next(_ids):06d}"
