@@ -103,7 +103,9 @@ def test_widget_embeds_on_another_origin_with_one_script_tag(stack: str, embed_h
         "the session ended on the API after XiaoKeWidget.logout()",
     )
     expect(w.locator(".xk-msg--user")).to_have_count(0)
-    assert page.evaluate("() => Object.keys(localStorage).filter((k) => k.startsWith('xiaoke.session'))") == []
+    assert (
+        page.evaluate("() => Object.keys(localStorage).filter((k) => k.startsWith('xiaoke.session'))") == []
+    )
     assert page.js_errors == []
 
 
