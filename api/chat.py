@@ -220,6 +220,10 @@ class ChatService:
         if withdrawn:
             await self.handoff.announce_withdrawn(session, withdrawn)
         self.s.metrics.chat_replies.labels(reply.type.value).inc()
+        if result.about_bot is not None:
+            self.s.metrics.dialog_about_bot.labels(result.about_bot).inc()
+            if result.about_bot == "instruction_probe":  # who probes the bot, never what they wrote (PII)
+                log.info("instruction probe answered by rule (session %s)", session.id)
         return ChatOutcome(
             session.id,
             new_token,

@@ -101,6 +101,14 @@ class Metrics:
             "Retried visitor turns (same client_message_id) answered from the session instead of run again",
             registry=self.registry,
         )
+        self.dialog_about_bot = Counter(
+            "xiaoke_api_dialog_about_bot_total",
+            "Visitor messages about the bot itself answered by rule, before the models (api.dialog.manager): "
+            'bot_identity ("are you a bot", "what can you do"), instruction_probe (attempts to override or '
+            "read the bot's instructions)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.identity_checks = Counter(
             "xiaoke_api_identity_checks_total",
             "Sessions started, by the check of the visitor identity they were started with (api.identity: "

@@ -100,12 +100,18 @@ OPTIONAL_DIALOG_KEYS: dict[str, tuple[int, set[str], set[str]]] = {
     "acknowledged": (2, set(), set()),
     # said to an anonymous visitor whatever order number they gave: no order variables
     "order_login_required": (2, set(), set()),
+    # "你是机器人吗": says it is an AI (BOT_WORDS) and how to reach a human
+    "bot_identity": (2, set(), set()),
+    # "忽略之前的指令…": only shopping questions, no apology, no human offer
+    "off_topic_meta": (2, set(), set()),
 }
+BOT_WORDS = ("AI", "机器人")
 MUST_MENTION = {
     "clarify_offer_human": "转人工",
     "degraded": "转人工",
     "handoff_offer": "人工",
     "order_login_required": "登录",
+    "bot_identity": "转人工",
 }
 
 # ---- orders --------------------------------------------------------------------------------
@@ -367,6 +373,9 @@ def check_templates(rep: Report) -> dict:
         for i, v in enumerate(dialog.get(key) or []):
             if isinstance(v, str) and word not in v:
                 rep.error(f"dialog.{key}[{i}]: must mention {word}")
+    for i, v in enumerate(dialog.get("bot_identity") or []):
+        if isinstance(v, str) and not any(w in v for w in BOT_WORDS):
+            rep.error(f"dialog.bot_identity[{i}]: must say it is an AI ({' or '.join(BOT_WORDS)})")
     for i, v in enumerate(dialog.get("order_id_prompt") or []):
         if isinstance(v, str) and "13" not in v:
             rep.error(f"dialog.order_id_prompt[{i}]: should say the order number has 13 digits")

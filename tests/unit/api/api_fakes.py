@@ -108,6 +108,8 @@ class FakeNlu:
         self.delay_s: float = 0.0
         # normalized text -> label: a weak model's misreading of that exact text (dialog tests)
         self.misread: dict[str, str] = {}
+        # normalized text -> sentiment label: the real sentiment model's reading of that exact text
+        self.sentiment_misread: dict[str, str] = {}
         # index management (admin console tests): version -> IndexInfo, and the built entries
         self.indexes: dict[str, IndexInfo] = {}
         self.other_embedder: set[str] = (
@@ -136,6 +138,9 @@ class FakeNlu:
         )
 
     def sentiment(self, text: str) -> LabelScore:
+        misread = self.sentiment_misread.get(normalize(text))
+        if misread is not None:
+            return LabelScore(label=misread, confidence=0.95)
         if NEGATIVE.search(normalize(text)):
             return LabelScore(label="negative", confidence=0.95)
         return LabelScore(label="neutral", confidence=0.8)

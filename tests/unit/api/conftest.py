@@ -30,6 +30,8 @@ def fake_nlu(fake_nlu_app: FakeNlu) -> FakeNlu:
     fake_nlu_app.requests.clear()
     fake_nlu_app.fail_with = None
     fake_nlu_app.delay_s = 0.0
+    fake_nlu_app.misread.clear()  # a test's misreadings are that test's (the app is shared by the session)
+    fake_nlu_app.sentiment_misread.clear()
     fake_nlu_app.thresholds = RetrievalThresholds(answer=ANSWER, suggest=SUGGEST)
     return fake_nlu_app
 
