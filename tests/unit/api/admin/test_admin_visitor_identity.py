@@ -107,11 +107,10 @@ async def test_a_session_saved_before_the_signature_check_is_anonymous(console) 
     assert DEMO_CUSTOMER_ID not in str(ticket) and DEMO_CUSTOMER_ID not in str(history)
 
 
-async def test_an_id_recorded_before_the_signature_check_is_not_shown(console) -> None:  # type: ignore[no-untyped-def]
-    """A message an older API journaled (no ``user_verified``) carries the widget's unchecked ``user_id``: it lands,
-    and the console shows its visitor as anonymous."""
-    now = datetime.now(UTC).isoformat()
-    legacy = {
+def legacy_message(now: str) -> dict[str, object]:
+    """A message record as an API before the signature check journaled it: the widget's ``user_id``, unchecked,
+    and no ``user_verified``."""
+    return {
         "kind": "message",
         "id": "m_legacy",
         "session_id": "s_legacy",
@@ -122,6 +121,13 @@ async def test_an_id_recorded_before_the_signature_check_is_not_shown(console) -
         "text": "我的订单呢",
         "created_at": now,
     }
+
+
+async def test_an_id_recorded_before_the_signature_check_is_not_shown(console) -> None:  # type: ignore[no-untyped-def]
+    """A message an older API journaled (no ``user_verified``) carries the widget's unchecked ``user_id``: it lands,
+    and the console shows its visitor as anonymous."""
+    now = datetime.now(UTC).isoformat()
+    legacy = legacy_message(now)
     with console.services.session_factory() as db, db.begin():
         write_records(db, [legacy])
     history = await transcript(console, "s_legacy")
@@ -188,17 +194,7 @@ async def test_the_list_of_a_customer_leaves_out_ids_recorded_before_the_signatu
     """A visitor row an older API wrote holds the widget's unchecked id: the list shows it anonymous and the
     customer filter does not find it."""
     now = datetime.now(UTC).isoformat()
-    legacy = {
-        "kind": "message",
-        "id": "m_legacy",
-        "session_id": "s_legacy",
-        "visitor_id": "v_legacy",
-        "user_id": DEMO_CUSTOMER_ID,  # claimed, never checked
-        "session_started_at": now,
-        "role": "user",
-        "text": "我的订单呢",
-        "created_at": now,
-    }
+    legacy = legacy_message(now)
     orphan = {
         **legacy,
         "id": "m_orphan",
