@@ -6,6 +6,7 @@ Split topology with two Retriever replicas: index activation and rollback must r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,9 @@ def _in_netns(probe: Path, *args: object, tmp_path: Path, timeout: float = 140) 
     """Run a probe script inside a private network namespace (Ray binds ports on all interfaces); its result."""
     if shutil.which("unshare") is None:
         pytest.skip("unshare not available")
-    ray_tmp = Path("/tmp") / f"xk-it-{tmp_path.name[-12:]}"
+    # Short (Ray's socket paths must stay under 107 characters) and this run's own: two test runs on one machine
+    # (two checkouts) shared /tmp/xk-it-<test name>, and one's cleanup removed the other's Ray session directory.
+    ray_tmp = Path("/tmp") / f"xk-it-{os.getpid()}-{tmp_path.name[-12:]}"
     cmd = f"ip link set lo up && exec {sys.executable} {probe} {' '.join(map(str, args))} {ray_tmp}"
     proc = subprocess.run(
         ["unshare", "--net", "--fork", "bash", "-c", cmd],

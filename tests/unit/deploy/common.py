@@ -1,5 +1,5 @@
-"""Shared by the deployment tests: the repository root, the validator script as a module, one-document lookup,
-and the check of a Redis server started the way a manifest starts it."""
+"""Shared by the deployment tests: the repository root, the validator script as a module, one-document lookup, a
+Dockerfile stage's instructions, and the check of a Redis server started the way a manifest starts it."""
 
 from __future__ import annotations
 
@@ -30,6 +30,21 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
     hits = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
     assert len(hits) == 1, f"expected one {kind} {name or ''}, got {len(hits)}"
     return hits[0]
+
+
+def dockerfile_stage(dockerfile: Path, target: str) -> list[str]:
+    """Instructions of one stage (FROM ... AS target up to the next FROM)."""
+    out: list[str] = []
+    inside = False
+    for _, instruction in vd._instructions(dockerfile):
+        words = instruction.split()
+        if words[0].upper() == "FROM":
+            inside = len(words) >= 4 and words[2].upper() == "AS" and words[3] == target
+            continue
+        if inside:
+            out.append(instruction)
+    assert out, f"no stage {target} in {dockerfile.name}"
+    return out
 
 
 def check_redis_started_with_hidden_password(

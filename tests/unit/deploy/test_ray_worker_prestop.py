@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.deploy.common import ROOT, load_script, one
+from tests.unit.deploy.common import ROOT, dockerfile_stage, load_script, one
 
 hook = load_script("ray_worker_prestop", ROOT / "deploy" / "ray_worker_prestop.py")
 
@@ -123,9 +123,7 @@ def test_a_refused_drain_or_no_raylet_only_gives_routed_requests_the_minimum_wai
 def test_the_serving_images_ship_the_hook_where_the_worker_pods_run_it(
     rendered: dict[str, Any], target: str
 ) -> None:
-    from tests.unit.deploy.test_runtime_contracts import _stage
-
-    steps = [s.split() for s in _stage(ROOT / "Dockerfile.gpu", target)]
+    steps = [s.split() for s in dockerfile_stage(ROOT / "Dockerfile.gpu", target)]
     workdir = [s[1] for s in steps if s[0].upper() == "WORKDIR"][-1]
     copies = [s for s in steps if s[0].upper() == "COPY" and "deploy/ray_worker_prestop.py" in s[1:-1]]
     assert len(copies) == 1, f"{target}: deploy/ray_worker_prestop.py is not copied into the image"

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.deploy.common import ROOT, one, vd
+from tests.unit.deploy.common import ROOT, dockerfile_stage, one, vd
 
 
 def _api_env(docs: list[dict[str, Any]]) -> dict[str, str]:
@@ -303,21 +303,6 @@ def test_web_nginx_workers_fit_the_pod(rendered: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- compose volumes
-def _stage(dockerfile: Path, target: str) -> list[str]:
-    """Instructions of one stage (FROM ... AS target up to the next FROM)."""
-    out: list[str] = []
-    inside = False
-    for _, instruction in vd._instructions(dockerfile):
-        words = instruction.split()
-        if words[0].upper() == "FROM":
-            inside = len(words) >= 4 and words[2].upper() == "AS" and words[3] == target
-            continue
-        if inside:
-            out.append(instruction)
-    assert out, f"no stage {target} in {dockerfile.name}"
-    return out
-
-
 @pytest.mark.parametrize("service", ["serving", "serving-gpu"])
 def test_compose_volumes_of_the_serving_image_are_writable_by_its_user(service: str) -> None:
     """A named volume takes the owner of the image directory it is mounted on (Docker copies it on first
@@ -326,7 +311,7 @@ def test_compose_volumes_of_the_serving_image_are_writable_by_its_user(service: 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     svc = compose["services"][service]
     build = svc["build"]
-    steps = _stage(ROOT / build["dockerfile"], build["target"])
+    steps = dockerfile_stage(ROOT / build["dockerfile"], build["target"])
     users = [s.split()[1] for s in steps if s.split()[0].upper() == "USER"]
     assert users, f"{service}: image runs as root"
     uid = users[-1].split(":")[0]
