@@ -175,7 +175,12 @@ async def test_serving_killed_degrades_then_recovers(stack: Stack) -> None:
     down = result.window(killed_at + 0.5, down_until)
     report("serving killed", result, recovered_after_ready_s=round(recovered_s, 1))
     assert not result.errors, result.summary()
-    assert down and all(t.reply_type == "degraded" for t in down if t.reply_type not in ("slot_prompt",))
+    # Turns the dialog answers by rule, without the models, go on as usual: an order number being filled in
+    # (slot_prompt) and a rule's template ("你是机器人吗" of the chit-chat mix: dialog:bot_identity); every other
+    # turn degrades.
+    by_rule = ("slot_prompt", "template")
+    assert down and any(t.reply_type == "degraded" for t in down), result.summary()
+    assert all(t.reply_type == "degraded" for t in down if t.reply_type not in by_rule), result.summary()
     slow = [round(t.latency_s, 2) for t in result.window(killed_at) if t.latency_s >= 1.0]
     assert not slow, f"turns slower than 1 s after the kill: {slow}"
     assert stack.procs["api"].pid == api_pid  # recovered without restarting the API
